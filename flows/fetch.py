@@ -1,0 +1,450 @@
+"""The fetcher: one httpx.AsyncClient, politeness per host, bounded retries, bounded bodies, robots.txt.
+
+Failures are sorted into three kinds. Permanent ones (404, not HTML, too large, robots) end as an
+outcome at once; transient ones (timeouts, dropped connections, 429 and 5xx) are retried with
+backoff that honours Retry-After up to a cap, and then end as an outcome that the next run may
+retry; anything else is a bug and propagates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+import ssl
+import time
+import zlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+from urllib.parse import urljoin, urlsplit
+from urllib.robotparser import RobotFileParser
+
+import httpcore
+import httpx
+
+from flows.config import Settings
+from flows.netguard import BlockedAddress, GuardedBackend, HostAllowList
+from flows.urls import host_of
+
+__all__ = ["FetchResult", "Fetcher", "HostPolicy", "TRANSIENT_OUTCOMES", "BoundedDecoder", "TooLarge"]
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# outcomes that a later run should try again
+TRANSIENT_OUTCOMES = frozenset(
+    {"timeout", "network_error", "robots_unavailable", "host_backoff", "http_429", "http_500",
+     "http_502", "http_503", "http_504"}
+)
+KEPT_HEADERS = ("content-type", "content-encoding", "content-length", "etag", "last-modified", "date",
+                "content-language", "x-robots-tag")
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+_BINARY_MAGIC = (b"%PDF", b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"PK\x03\x04", b"RIFF", b"\x00\x00\x01\x00",
+                 b"OggS", b"ID3", b"\x1a\x45\xdf\xa3", b"wOFF", b"wOF2")
+HOST_FAILURE_LIMIT = 5  # consecutive transient failures before a host is left alone for the run
+
+
+class TooLarge(Exception):
+    pass
+
+
+class _Stage(Protocol):
+    unconsumed_tail: bytes
+
+    def decompress(self, data: bytes, max_length: int, /) -> bytes: ...
+
+    def flush(self) -> bytes: ...
+
+
+class BoundedDecoder:
+    """Decodes a Content-Encoding chain while never producing more than ``limit`` bytes."""
+
+    def __init__(self, encodings: list[str], limit: int) -> None:
+        self.limit = limit
+        self.produced = 0
+        self.stages: list[_Stage] = []
+        for enc in reversed(encodings):  # the last applied encoding is undone first
+            if enc in ("gzip", "x-gzip"):
+                self.stages.append(zlib.decompressobj(16 + zlib.MAX_WBITS))
+            elif enc == "deflate":
+                self.stages.append(_DeflateAuto())
+            elif enc in ("identity", ""):
+                continue
+            else:
+                raise ValueError(f"unsupported content encoding {enc!r}")
+
+    def feed(self, data: bytes) -> bytes:
+        for stage in self.stages:
+            data = stage.decompress(data, self.limit - self.produced + 1)
+            if stage.unconsumed_tail:
+                raise TooLarge("decoded body exceeds the size cap")
+        self.produced += len(data)
+        if self.produced > self.limit:
+            raise TooLarge("decoded body exceeds the size cap")
+        return data
+
+    def flush(self) -> bytes:
+        out = b""
+        for stage in self.stages:
+            if out:
+                out = stage.decompress(out, self.limit - self.produced + 1)
+                if stage.unconsumed_tail:
+                    raise TooLarge("decoded body exceeds the size cap")
+            out += stage.flush()
+        self.produced += len(out)
+        if self.produced > self.limit:
+            raise TooLarge("decoded body exceeds the size cap")
+        return out
+
+
+class _DeflateAuto:
+    """'deflate' is zlib-wrapped by the standard but raw in practice; accept both."""
+
+    def __init__(self) -> None:
+        self._obj: zlib._Decompress | None = None
+        self.unconsumed_tail = b""
+
+    def decompress(self, data: bytes, max_length: int) -> bytes:
+        if self._obj is None:
+            wbits = zlib.MAX_WBITS if data[:1] and (data[0] & 0x0F) == 8 and int.from_bytes(data[:2], "big") % 31 == 0 else -zlib.MAX_WBITS
+            self._obj = zlib.decompressobj(wbits)
+        out = self._obj.decompress(data, max_length)
+        self.unconsumed_tail = self._obj.unconsumed_tail
+        return out
+
+    def flush(self) -> bytes:
+        return self._obj.flush() if self._obj is not None else b""
+
+
+def gunzip_bounded(data: bytes, limit: int) -> bytes:
+    decoder = BoundedDecoder(["gzip"], limit)
+    return decoder.feed(data) + decoder.flush()
+
+
+@dataclass
+class FetchResult:
+    url: str
+    final_url: str
+    outcome: str  # "ok" or a failure outcome
+    status: int | None = None
+    detail: str = ""
+    attempts: int = 0
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes | None = None  # decoded body, only when outcome == "ok"
+    fetched_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "ok"
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+@dataclass
+class HostPolicy:
+    concurrency: int
+    delay: float
+
+
+@dataclass
+class _HostState:
+    sem: asyncio.Semaphore
+    delay: float
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    next_start: float = 0.0
+    robots: RobotFileParser | None = None
+    robots_error: str | None = None
+    robots_loaded: bool = False
+    robots_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    failures: int = 0
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def looks_binary(body: bytes) -> bool:
+    head = body[:16]
+    return any(head.startswith(m) for m in _BINARY_MAGIC)
+
+
+def looks_html(body: bytes) -> bool:
+    head = body[:2048].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return head.startswith((b"<!doctype html", b"<html", b"<head", b"<!--")) or b"<html" in head or b"<body" in head
+
+
+class Fetcher:
+    """Fetches URLs politely. Use as ``async with Fetcher(settings) as f: await f.fetch_many(urls)``."""
+
+    def __init__(self, settings: Settings, host_policies: dict[str, HostPolicy] | None = None) -> None:
+        self.settings = settings
+        self.host_policies = dict(host_policies or {})
+        self._hosts: dict[str, _HostState] = {}
+        self._global = asyncio.Semaphore(settings.concurrency)
+        self._client: httpx.AsyncClient | None = None
+        self.allow = HostAllowList(settings.allow_hosts)
+
+    async def __aenter__(self) -> Fetcher:
+        s = self.settings
+        limits = httpx.Limits(max_connections=s.concurrency, max_keepalive_connections=s.concurrency)
+        transport = httpx.AsyncHTTPTransport(limits=limits, retries=0)
+        ssl_context = ssl.create_default_context()
+        # connect only to checked addresses: swap in a pool with the guarded network backend
+        transport._pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context,
+            max_connections=s.concurrency,
+            max_keepalive_connections=s.concurrency,
+            keepalive_expiry=5.0,
+            network_backend=GuardedBackend(self.allow),
+        )
+        self._client = httpx.AsyncClient(
+            transport=transport,
+            follow_redirects=False,
+            timeout=httpx.Timeout(s.read_timeout, connect=s.connect_timeout),
+            headers={
+                "User-Agent": s.user_agent,
+                "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.5",
+                "Accept-Encoding": "gzip, deflate",
+            },
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    # -- politeness -----------------------------------------------------------------------------
+    def _host(self, host: str) -> _HostState:
+        state = self._hosts.get(host)
+        if state is None:
+            policy = self.host_policies.get(host)
+            conc = policy.concurrency if policy else self.settings.host_concurrency
+            delay = policy.delay if policy else self.settings.host_delay
+            state = _HostState(sem=asyncio.Semaphore(conc), delay=delay)
+            self._hosts[host] = state
+        return state
+
+    async def _wait_turn(self, state: _HostState) -> None:
+        async with state.lock:
+            now = time.monotonic()
+            wait = state.next_start - now
+            state.next_start = max(now, state.next_start) + state.delay
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    # -- robots.txt -----------------------------------------------------------------------------
+    async def robots_check(self, url: str) -> tuple[bool, str]:
+        """(allowed, reason). reason is 'robots_disallowed' or 'robots_unavailable' when refused."""
+        if not self.settings.respect_robots:
+            return True, ""
+        host = host_of(url)
+        state = self._host(host)
+        async with state.robots_lock:
+            if not state.robots_loaded:
+                await self._load_robots(url, state)
+        if state.robots_error:
+            return False, "robots_unavailable"
+        if state.robots is not None and not state.robots.can_fetch(self.settings.user_agent, url):
+            return False, "robots_disallowed"
+        return True, ""
+
+    async def _load_robots(self, url: str, state: _HostState) -> None:
+        parts = urlsplit(url)
+        robots_url = f"{parts.scheme}://{parts.netloc}/robots.txt"
+        result = await self._fetch_raw(robots_url, limit=self.settings.robots_max_bytes, truncate=True)
+        state.robots_loaded = True
+        if result.outcome == "ok" and result.status == 200 and result.body is not None:
+            parser = RobotFileParser()
+            parser.parse(result.body.decode("utf-8", "replace").splitlines())
+            state.robots = parser
+            crawl_delay = parser.crawl_delay(self.settings.user_agent)
+            if crawl_delay:
+                state.delay = max(state.delay, min(float(crawl_delay), self.settings.retry_after_cap))
+        elif result.status is not None and 400 <= result.status < 500:
+            state.robots = None  # no robots.txt: everything allowed
+        elif result.outcome in ("blocked_address",):
+            state.robots = None  # the page fetch will be refused with the right outcome
+        else:
+            state.robots_error = result.outcome
+            state.robots_loaded = False if result.outcome == "host_backoff" else True
+
+    # -- fetching -------------------------------------------------------------------------------
+    async def fetch_many(self, urls: list[str], headers: dict[str, dict[str, str]] | None = None) -> list[FetchResult]:
+        headers = headers or {}
+        return list(await asyncio.gather(*(self.fetch(u, headers=headers.get(u)) for u in urls)))
+
+    async def fetch(self, url: str, headers: dict[str, str] | None = None) -> FetchResult:
+        """Fetch one URL following redirects; checks robots.txt for every hop's host."""
+        async with self._global:
+            return await self._fetch_following(url, headers or {})
+
+    async def _fetch_following(self, url: str, headers: dict[str, str]) -> FetchResult:
+        seen = {url}
+        current = url
+        total_attempts = 0
+        for _hop in range(self.settings.max_redirects + 1):
+            allowed, reason = await self.robots_check(current)
+            if not allowed:
+                return FetchResult(url, current, reason, attempts=total_attempts, detail=host_of(current))
+            result = await self._fetch_raw(current, limit=self.settings.max_bytes, extra_headers=headers)
+            total_attempts += result.attempts
+            result.attempts = total_attempts
+            result.url = url
+            if result.outcome != "redirect":
+                return result
+            location = result.detail
+            target = urljoin(current, location)
+            scheme = urlsplit(target).scheme.lower()
+            if scheme not in ("http", "https"):
+                return FetchResult(url, current, "bad_redirect", result.status, f"to {scheme}: URL", total_attempts)
+            if target in seen:
+                return FetchResult(url, target, "redirect_loop", result.status, target, total_attempts)
+            seen.add(target)
+            current = target
+        return FetchResult(url, current, "too_many_redirects", None, f"more than {self.settings.max_redirects}", total_attempts)
+
+    async def _fetch_raw(self, url: str, limit: int, extra_headers: dict[str, str] | None = None,
+                         truncate: bool = False) -> FetchResult:
+        """One URL, no redirect following, with retries. outcome 'redirect' carries Location in detail."""
+        assert self._client is not None, "use Fetcher as an async context manager"
+        host = host_of(url)
+        state = self._host(host)
+        attempts = 0
+        last: FetchResult | None = None
+        for attempt in range(self.settings.max_retries + 1):
+            if state.failures >= HOST_FAILURE_LIMIT:
+                return FetchResult(url, url, "host_backoff", None,
+                                   f"{host} failed {state.failures} times in a row this run", attempts)
+            attempts += 1
+            async with state.sem:
+                await self._wait_turn(state)
+                result = await self._attempt(url, limit, extra_headers or {}, truncate)
+            result.attempts = attempts
+            last = result
+            retry_after: float | None = None
+            if result.outcome in ("timeout", "network_error"):
+                state.failures += 1
+            elif result.status in RETRY_STATUSES:
+                state.failures += 1
+                retry_after = parse_retry_after(result.headers.get("retry-after"))
+            else:
+                if result.status is not None:
+                    state.failures = 0
+                return result
+            if attempt == self.settings.max_retries:
+                break
+            backoff = self.settings.backoff_base * (2**attempt) * (1 + random.random() * 0.25)
+            wait = max(backoff, min(retry_after or 0.0, self.settings.retry_after_cap))
+            # the host waits too: later requests to it do not start before the retry
+            async with state.lock:
+                state.next_start = max(state.next_start, time.monotonic() + wait)
+            await asyncio.sleep(wait)
+        assert last is not None
+        return last
+
+    async def _attempt(self, url: str, limit: int, extra_headers: dict[str, str], truncate: bool) -> FetchResult:
+        assert self._client is not None
+        try:
+            async with asyncio.timeout(self.settings.request_deadline):
+                return await self._attempt_inner(url, limit, extra_headers, truncate)
+        except TimeoutError:
+            return FetchResult(url, url, "timeout", None, f"no complete response within {self.settings.request_deadline:g}s")
+        except httpx.TimeoutException as exc:
+            return FetchResult(url, url, "timeout", None, type(exc).__name__)
+        except BlockedAddress as exc:
+            return FetchResult(url, url, "blocked_address", None, str(exc))
+        except httpx.ConnectError as exc:
+            text = str(exc)
+            if "CERTIFICATE" in text.upper() or "SSL" in text.upper():
+                return FetchResult(url, url, "tls_error", None, text[:300])
+            return FetchResult(url, url, "network_error", None, text[:300] or type(exc).__name__)
+        except (httpx.TransportError, httpx.DecodingError) as exc:
+            return FetchResult(url, url, "network_error", None, f"{type(exc).__name__}: {exc}"[:300])
+        except httpx.InvalidURL as exc:
+            return FetchResult(url, url, "bad_url", None, str(exc)[:300])
+
+    async def _attempt_inner(self, url: str, limit: int, extra_headers: dict[str, str], truncate: bool) -> FetchResult:
+        assert self._client is not None
+        async with self._client.stream("GET", url, headers=extra_headers) as response:
+            status = response.status_code
+            headers = {k: response.headers[k] for k in KEPT_HEADERS if k in response.headers}
+            if "retry-after" in response.headers:
+                headers["retry-after"] = response.headers["retry-after"]
+            base = FetchResult(url, str(response.url), "ok", status, "", headers=headers)
+            if status in (301, 302, 303, 307, 308):
+                location = response.headers.get("location")
+                if not location:
+                    base.outcome, base.detail = f"http_{status}", "redirect without Location"
+                    return base
+                base.outcome, base.detail = "redirect", location
+                return base
+            if status == 304:
+                base.outcome = "not_modified"
+                return base
+            if status != 200:
+                base.outcome = f"http_{status}"
+                return base
+            declared = response.headers.get("content-length")
+            if declared and declared.isdigit() and int(declared) > limit * 20 and not truncate:
+                base.outcome, base.detail = "too_large", f"Content-Length {declared}"
+                return base
+            encodings = [e.strip().lower() for e in response.headers.get("content-encoding", "").split(",") if e.strip()]
+            try:
+                decoder = BoundedDecoder(encodings, limit)
+            except ValueError as exc:
+                base.outcome, base.detail = "decode_error", str(exc)
+                return base
+            chunks: list[bytes] = []
+            try:
+                async for raw in response.aiter_raw():
+                    chunks.append(decoder.feed(raw))
+                chunks.append(decoder.flush())
+            except TooLarge:
+                if truncate:
+                    base.body = b"".join(chunks)[:limit]
+                    return base
+                base.outcome, base.detail = "too_large", f"over {limit} bytes decoded"
+                return base
+            except zlib.error as exc:
+                base.outcome, base.detail = "decode_error", f"bad {','.join(encodings)} stream: {exc}"
+                return base
+            base.body = b"".join(chunks)
+            return base
+
+
+def classify_page(result: FetchResult, limit: int) -> FetchResult:
+    """Decide whether a fetched page goes to extraction; binary or non-HTML bodies are refused."""
+    if not result.ok or result.body is None:
+        return result
+    body = result.body
+    if body[:2] == b"\x1f\x8b":  # gzip served without Content-Encoding
+        try:
+            body = gunzip_bounded(body, limit)
+        except TooLarge:
+            result.outcome, result.detail, result.body = "too_large", "gzip body over the size cap", None
+            return result
+        except zlib.error:
+            result.outcome, result.detail, result.body = "not_html", "corrupt gzip body", None
+            return result
+        result.body = body
+    ctype = result.content_type
+    if looks_binary(body):
+        result.outcome, result.detail, result.body = "not_html", f"binary content ({ctype or 'no type'})", None
+        return result
+    if ctype in HTML_TYPES or (ctype in ("", "text/plain", "application/octet-stream") and looks_html(body)):
+        return result
+    result.outcome, result.detail, result.body = "not_html", ctype or "no content type", None
+    return result

@@ -1,0 +1,398 @@
+"""The ingest pipeline as plain typed steps: discover, plan, fetch, extract, transform, load.
+
+``flows.ingest`` wraps these steps as Prefect tasks; ``run_pipeline`` composes them and takes the
+step implementations as a parameter, so the same orchestration runs with or without Prefect.
+Every discovered URL ends this run with exactly one recorded outcome, or is counted as ``known``
+when an earlier run already settled it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import polars as pl
+
+from flows.clean import EXTRACTOR, EXTRACTOR_VERSION, Extractor
+from flows.config import Settings
+from flows.discover import Candidate, Discovery, discover_source
+from flows.fetch import TRANSIENT_OUTCOMES, Fetcher, FetchResult, HostPolicy, classify_page
+from flows.sources import Source
+from flows.urls import article_id, canonical_url, host_of
+from transforms.articles import EXTRACTED_SCHEMA, build_articles
+from warehouse.connection import open_warehouse
+from warehouse.load import (
+    OUTCOME_SCHEMA,
+    PAGE_SCHEMA,
+    finish_run,
+    known_urls,
+    load_batch,
+    save_source_state,
+    source_validators,
+    start_run,
+)
+
+__all__ = ["IngestReport", "Planned", "Steps", "plan_candidates", "run_pipeline", "PLAIN_STEPS"]
+
+log = logging.getLogger("newsdesk")
+
+
+@dataclass
+class Planned:
+    candidate: Candidate
+    canonical: str | None
+    outcome: str | None = None  # set when decided without fetching (duplicate, bad_url)
+    detail: str = ""
+
+
+@dataclass
+class IngestReport:
+    run_id: str
+    status: str = "running"
+    counts: Counter[str] = field(default_factory=Counter)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    ended_at: datetime | None = None
+    error: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "status": self.status,
+            **{k: self.counts.get(k, 0) for k in ("sources", "discovered", "known", "fetched", "loaded",
+                                                   "duplicates", "failed")},
+            "outcomes": dict(sorted(self.outcomes.items())),
+            "seconds": round(((self.ended_at or datetime.now(UTC)) - self.started_at).total_seconds(), 3),
+        }
+
+
+# -- steps ---------------------------------------------------------------------------------------------
+async def discover_all(fetcher: Fetcher, sources: list[Source], validators: dict[str, dict[str, str]]) -> list[Discovery]:
+    """Discover every source concurrently; one source's failure is recorded, not raised."""
+
+    async def one(source: Source) -> Discovery:
+        state = validators.get(source.name)
+        usable = {k: v for k, v in (state or {}).items() if v} if state and state.get("url") == source.url else None
+        return await discover_source(fetcher, source, usable)
+
+    return list(await asyncio.gather(*(one(s) for s in sources)))
+
+
+def plan_candidates(candidates: list[Candidate]) -> list[Planned]:
+    """Canonicalise and deduplicate within the batch; the first spelling of a canonical URL wins,
+    preferring the one already canonical."""
+    planned: list[Planned] = []
+    first_for: dict[str, int] = {}
+    seen_raw: set[str] = set()
+    for cand in candidates:
+        if cand.url in seen_raw:
+            continue  # the same string listed twice (e.g. by two feeds): one discovered URL
+        seen_raw.add(cand.url)
+        try:
+            canon = canonical_url(cand.url)
+        except ValueError as exc:
+            planned.append(Planned(cand, None, "bad_url", str(exc)))
+            continue
+        if canon in first_for:
+            holder = planned[first_for[canon]]
+            if cand.url == canon and holder.candidate.url != canon:
+                # swap: the canonical spelling is fetched, the earlier variant becomes the duplicate
+                holder.outcome, holder.detail = "duplicate", canon
+                planned.append(Planned(_merge(cand, holder.candidate), canon))
+                first_for[canon] = len(planned) - 1
+            else:
+                planned.append(Planned(cand, canon, "duplicate", canon))
+                holder.candidate = _merge(holder.candidate, cand)
+            continue
+        first_for[canon] = len(planned)
+        planned.append(Planned(cand, canon))
+    return planned
+
+
+def _merge(primary: Candidate, other: Candidate) -> Candidate:
+    """Keep what the other listing knew that the primary did not (a feed date, a title)."""
+    if primary.published is None and other.published is not None:
+        primary.published, primary.date_source = other.published, other.date_source
+    primary.title = primary.title or other.title
+    primary.guid = primary.guid or other.guid
+    return primary
+
+
+def outcome_row(p: Planned, outcome: str, run_id: str, *, detail: str = "", status: int | None = None,
+                attempts: int = 0, art_id: str | None = None) -> dict[str, Any]:
+    c = p.candidate
+    return {
+        "url": c.url, "canonical_url": p.canonical or c.url, "source": c.source, "outcome": outcome,
+        "detail": detail or None, "http_status": status, "attempts": attempts, "article_id": art_id,
+        "updated_at": datetime.now(UTC), "run_id": run_id, "feed_title": c.title, "feed_published": c.published,
+        "feed_date_source": c.date_source, "guid": c.guid,
+    }
+
+
+@dataclass
+class Fetched:
+    planned: Planned
+    result: FetchResult
+
+
+async def fetch_batch(fetcher: Fetcher, batch: list[Planned]) -> list[Fetched]:
+    results = await fetcher.fetch_many([p.candidate.url for p in batch])
+    out = []
+    for p, r in zip(batch, results, strict=True):
+        out.append(Fetched(p, classify_page(r, fetcher.settings.max_bytes)))
+    return out
+
+
+async def extract_batch(extractor: Extractor, fetched: list[Fetched]) -> list[dict[str, Any]]:
+    items = [
+        {"url": f.planned.candidate.url, "final_url": f.result.final_url, "body": f.result.body,
+         "content_type": f.result.headers.get("content-type", ""),
+         "has_source_date": f.planned.candidate.published is not None}
+        for f in fetched if f.result.ok
+    ]
+    return await extractor.extract(items)
+
+
+@dataclass
+class BatchFrames:
+    articles: pl.DataFrame
+    pages: pl.DataFrame
+    outcomes: pl.DataFrame
+    counts: Counter[str]
+
+
+def transform_batch(fetched: list[Fetched], extracted: list[dict[str, Any]], run_id: str, settings: Settings,
+                    seen_articles: set[str]) -> BatchFrames:
+    """Decide each fetched URL's outcome and build the typed frames to load."""
+    by_url = {e["url"]: e for e in extracted}
+    outcome_rows: list[dict[str, Any]] = []
+    page_rows: list[dict[str, Any]] = []
+    extracted_rows: list[dict[str, Any]] = []
+    counts: Counter[str] = Counter()
+    for f in fetched:
+        p, r = f.planned, f.result
+        if not r.ok:
+            outcome_rows.append(outcome_row(p, r.outcome, run_id, detail=r.detail, status=r.status, attempts=r.attempts))
+            continue
+        counts["fetched"] += 1
+        e = by_url[p.candidate.url]
+        try:
+            final_canon = canonical_url(r.final_url)
+        except ValueError:
+            final_canon = p.canonical or p.candidate.url
+        art = article_id(final_canon)
+        page_rows.append({
+            "canonical_url": final_canon, "url": p.candidate.url, "final_url": r.final_url,
+            "source": p.candidate.source, "status": r.status, "headers": json.dumps(r.headers, sort_keys=True),
+            "encoding": e.get("encoding"), "body_gz": e.get("body_gz"), "body_bytes": len(r.body or b""),
+            "fetched_at": r.fetched_at, "run_id": run_id,
+        })
+        if e.get("extract_error"):
+            outcome_rows.append(outcome_row(p, "extract_error", run_id, detail=e["extract_error"], status=r.status,
+                                            attempts=r.attempts))
+            continue
+        text = e.get("text") or ""
+        if len(text.strip()) < settings.min_text_chars:
+            outcome_rows.append(outcome_row(p, "no_text", run_id, detail=f"{len(text.strip())} characters of text",
+                                            status=r.status, attempts=r.attempts))
+            continue
+        if final_canon in seen_articles:
+            outcome_rows.append(outcome_row(p, "duplicate", run_id, detail=final_canon, status=r.status,
+                                            attempts=r.attempts, art_id=art))
+            continue
+        seen_articles.add(final_canon)
+        outcome_rows.append(outcome_row(p, "loaded", run_id, status=r.status, attempts=r.attempts, art_id=art))
+        c = p.candidate
+        extracted_rows.append({
+            "article_id": art, "url": final_canon, "final_url": r.final_url, "source": c.source, "run_id": run_id,
+            "guid": c.guid, "feed_title": c.title, "feed_published": c.published, "feed_date_source": c.date_source,
+            "fetched_at": r.fetched_at, "title": e.get("title"), "authors": e.get("authors") or [],
+            "sitename": e.get("sitename"), "description": e.get("description"),
+            "categories": e.get("categories") or [], "tags": e.get("tags") or [], "text": text,
+            "html_lang": e.get("html_lang"), "page_date": e.get("page_date"),
+            "page_date_source": e.get("page_date_source"), "page_timestamp": e.get("page_timestamp"),
+            "extractor": EXTRACTOR, "extractor_version": EXTRACTOR_VERSION,
+        })
+    articles = build_articles(pl.DataFrame(extracted_rows, schema=EXTRACTED_SCHEMA))
+    pages = pl.DataFrame(page_rows, schema=PAGE_SCHEMA)
+    outcomes = pl.DataFrame(outcome_rows, schema=OUTCOME_SCHEMA)
+    return BatchFrames(articles, pages, outcomes, counts)
+
+
+def load_frames(settings: Settings, frames: BatchFrames) -> None:
+    with open_warehouse(settings.warehouse, wait=settings.busy_timeout) as con:
+        load_batch(con, frames.articles, frames.pages, frames.outcomes)
+
+
+# -- orchestration --------------------------------------------------------------------------------------
+class Steps(Protocol):
+    discover: Callable[[Fetcher, list[Source], dict[str, dict[str, str]]], Awaitable[list[Discovery]]]
+    fetch: Callable[[Fetcher, list[Planned]], Awaitable[list[Fetched]]]
+    extract: Callable[[Extractor, list[Fetched]], Awaitable[list[dict[str, Any]]]]
+    transform: Callable[[list[Fetched], list[dict[str, Any]], str, Settings, set[str]], BatchFrames]
+    load: Callable[[Settings, BatchFrames], None]
+
+
+@dataclass
+class PlainSteps:
+    discover: Any = discover_all
+    fetch: Any = fetch_batch
+    extract: Any = extract_batch
+    transform: Any = transform_batch
+    load: Any = load_frames
+
+
+PLAIN_STEPS = PlainSteps()
+
+
+def host_policies(sources: list[Source], candidates: list[Candidate]) -> dict[str, HostPolicy]:
+    """Per-source politeness overrides apply to the source's own host and its articles' hosts."""
+    by_name = {s.name: s for s in sources}
+    policies: dict[str, HostPolicy] = {}
+
+    def apply(host: str, s: Source) -> None:
+        if s.concurrency is None and s.delay is None:
+            return
+        current = policies.get(host)
+        conc = s.concurrency if s.concurrency is not None else (current.concurrency if current else 0)
+        delay = s.delay if s.delay is not None else (current.delay if current else -1.0)
+        if current:  # two sources on one host: the more careful setting wins
+            conc = min(c for c in (conc, current.concurrency) if c > 0) if conc > 0 or current.concurrency > 0 else 0
+            delay = max(delay, current.delay)
+        policies[host] = HostPolicy(conc, delay)
+
+    for s in sources:
+        apply(host_of(s.url), s)
+    for c in candidates:
+        s = by_name.get(c.source)
+        if s is not None:
+            apply(host_of(c.url), s)
+    return policies
+
+
+def _fill_policies(policies: dict[str, HostPolicy], settings: Settings) -> dict[str, HostPolicy]:
+    return {
+        h: HostPolicy(p.concurrency if p.concurrency > 0 else settings.host_concurrency,
+                      p.delay if p.delay >= 0 else settings.host_delay)
+        for h, p in policies.items()
+    }
+
+
+async def run_pipeline(settings: Settings, sources: list[Source], steps: Any = PLAIN_STEPS,
+                       run_id: str | None = None, flow_name: str = "ingest",
+                       progress: Callable[[str], None] | None = None) -> IngestReport:
+    """Run one ingest over ``sources`` into the configured warehouse and return its report.
+
+    Raises WarehouseError when the warehouse cannot be opened or written.
+    """
+    report = IngestReport(run_id or uuid.uuid4().hex)
+    say = progress or (lambda msg: log.info(msg))
+    enabled = [s for s in sources if s.enabled]
+    report.counts["sources"] = len(enabled)
+    params = {"sources": [s.name for s in enabled], "warehouse": settings.warehouse}
+    with open_warehouse(settings.warehouse, wait=settings.busy_timeout) as con:
+        start_run(con, report.run_id, flow_name, report.started_at, params)
+        validators = source_validators(con)
+    try:
+        await _ingest(settings, enabled, steps, report, validators, say)
+        report.status = "completed"
+    except BaseException as exc:
+        report.status = "failed"
+        report.error = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+        raise
+    finally:
+        report.ended_at = datetime.now(UTC)
+        try:
+            with open_warehouse(settings.warehouse, wait=settings.busy_timeout) as con:
+                finish_run(con, report.run_id, report.ended_at, report.status, dict(report.counts),
+                           dict(report.outcomes), report.error)
+                if report.sources:
+                    save_source_state(con, report.sources)
+        except Exception as exc:  # the run's own failure is more informative; keep it
+            if report.status == "completed":
+                raise
+            log.warning("could not record the failed run: %s", exc)
+    return report
+
+
+async def _ingest(settings: Settings, sources: list[Source], steps: Any, report: IngestReport,
+                  validators: dict[str, dict[str, str]], say: Callable[[str], None]) -> None:
+    source_policies = _fill_policies(host_policies(sources, []), settings)
+    async with Fetcher(settings, source_policies) as fetcher:
+        discoveries = await steps.discover(fetcher, sources, validators)
+        by_name = {s.name: s for s in sources}
+        candidates = [c for d in discoveries for c in d.candidates]
+        fetcher.host_policies.update(_fill_policies(host_policies(sources, candidates), settings))
+        planned = plan_candidates(candidates)
+        report.counts["discovered"] = len(planned)
+        say(f"discovered {len(planned)} URLs from {len(sources)} sources")
+
+        # settled already? one lookup for the whole discovery, joined on the keys
+        to_fetch = [p for p in planned if p.outcome is None]
+        with open_warehouse(settings.warehouse, wait=settings.busy_timeout) as con:
+            known_raw, known_canon = known_urls(
+                con, [p.candidate.url for p in planned], [p.canonical for p in to_fetch if p.canonical],
+                TRANSIENT_OUTCOMES,
+            )
+        decided_rows = []
+        queue: list[Planned] = []
+        for p in planned:
+            if p.candidate.url in known_raw:
+                report.counts["known"] += 1
+            elif p.outcome is not None:
+                decided_rows.append(outcome_row(p, p.outcome, report.run_id, detail=p.detail))
+            elif p.canonical in known_canon:
+                decided_rows.append(outcome_row(p, "duplicate", report.run_id, detail=f"{p.canonical} already stored"))
+            else:
+                queue.append(p)
+        per_source_new: Counter[str] = Counter(p.candidate.source for p in queue)
+        per_source_loaded: Counter[str] = Counter()
+        seen_articles: set[str] = set(known_canon)
+
+        with Extractor(settings.worker_count if len(queue) > 8 else 1, settings.extraction_mode) as extractor:
+            batches = [queue[i : i + settings.batch_size] for i in range(0, len(queue), settings.batch_size)]
+            if decided_rows and not batches:
+                batches = [[]]
+            pending: asyncio.Task[list[Fetched]] | None = None
+            if batches:
+                pending = asyncio.ensure_future(steps.fetch(fetcher, batches[0]))
+            for index in range(len(batches)):
+                assert pending is not None
+                fetched = await pending
+                if index + 1 < len(batches):  # fetch the next batch while this one is extracted
+                    pending = asyncio.ensure_future(steps.fetch(fetcher, batches[index + 1]))
+                extracted = await steps.extract(extractor, fetched)
+                frames = steps.transform(fetched, extracted, report.run_id, settings, seen_articles)
+                if index == 0 and decided_rows:
+                    frames.outcomes = pl.concat([frames.outcomes, pl.DataFrame(decided_rows, schema=OUTCOME_SCHEMA)])
+                steps.load(settings, frames)
+                report.counts.update(frames.counts)
+                batch_outcomes = Counter(frames.outcomes["outcome"].to_list())
+                report.outcomes.update(batch_outcomes)
+                for src, outcome in zip(frames.outcomes["source"].to_list(), frames.outcomes["outcome"].to_list(),
+                                        strict=True):
+                    if outcome == "loaded":
+                        per_source_loaded[src] += 1
+                say(f"batch {index + 1}/{len(batches)}: {batch_outcomes.get('loaded', 0)} loaded, "
+                    f"{sum(batch_outcomes.values())} URLs settled")
+
+    report.counts["loaded"] = report.outcomes.get("loaded", 0)
+    report.counts["duplicates"] = report.outcomes.get("duplicate", 0)
+    report.counts["failed"] = sum(n for o, n in report.outcomes.items() if o not in ("loaded", "duplicate"))
+    now = datetime.now(UTC)
+    for d in discoveries:
+        s = by_name[d.source]
+        report.sources.append({
+            "source": s.name, "kind": s.kind, "url": s.url, "run_id": report.run_id, "at": now,
+            "status": d.status, "detail": d.detail or None, "discovered": len(d.candidates),
+            "new": per_source_new.get(s.name, 0), "loaded": per_source_loaded.get(s.name, 0),
+            "etag": d.etag, "last_modified": d.last_modified,
+        })
