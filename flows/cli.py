@@ -1,0 +1,286 @@
+"""``newsdesk``: a thin command line over the library.
+
+Results go to stdout (``--format table|csv|json``), messages to stderr. Exit codes: 0 success,
+1 the work failed (busy or unwritable warehouse, SQL error), 2 bad input (arguments, sources file,
+configuration).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+try:  # typer >= 0.20 vendors click
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - older typer uses click itself
+    from click import exceptions as click_exceptions  # type: ignore[no-redef]
+
+from flows.config import ConfigError, Settings, load_settings
+from flows.output import FORMATS, default_format, render
+from flows.sources import Source, SourceError, read_sources
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="newsdesk",
+    help="Scheduled news ingestion into a DuckDB warehouse.\n\nExample: newsdesk demo",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class InputError(Exception):
+    """Bad input from the user: exit code 2."""
+
+
+class WorkError(Exception):
+    """The work could not be done: exit code 1."""
+
+
+# -- shared options -------------------------------------------------------------------------------------
+WarehouseOpt = Annotated[str | None, typer.Option("--warehouse", "-w", help="DuckDB warehouse file [env NEWSDESK_WAREHOUSE; default warehouse/newsdesk.duckdb].")]
+SourcesOpt = Annotated[str | None, typer.Option("--sources", "-s", help="Sources CSV [env NEWSDESK_SOURCES; default seeds/sources.csv].")]
+FormatOpt = Annotated[str | None, typer.Option("--format", "-f", help="Output format: table, csv or json [default: table on a terminal, else csv].")]
+ConfigOpt = Annotated[str | None, typer.Option("--config", help="TOML settings file [env NEWSDESK_CONFIG; default ./newsdesk.toml if present].")]
+AllowHostOpt = Annotated[list[str] | None, typer.Option("--allow-host", help="Allow connecting to HOST[:PORT] even if it resolves to a private or loopback address (repeatable).")]
+
+
+def _err(message: str) -> None:
+    sys.stderr.write(message.rstrip("\n") + "\n")
+    sys.stderr.flush()
+
+
+def _settings(config: str | None, **flags: Any) -> Settings:
+    try:
+        return load_settings(config, **flags)
+    except ConfigError as exc:
+        raise InputError(str(exc)) from None
+
+
+def _fmt(fmt: str | None) -> str:
+    chosen = (fmt or default_format()).lower()
+    if chosen not in FORMATS:
+        raise InputError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    return chosen
+
+
+def _sources(path: str) -> list[Source]:
+    try:
+        return read_sources(path)
+    except SourceError as exc:
+        raise InputError(str(exc)) from None
+
+
+def prepare_prefect_env() -> None:
+    """Quiet defaults for running flows in-process; the user's own Prefect settings win."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
+
+
+def run_ingest(settings: Settings, sources_file: str) -> dict[str, Any]:
+    """Validate inputs, make sure the warehouse is writable, then run the ingest flow in-process."""
+    _sources(sources_file)  # a malformed row stops us before anything is fetched
+    from warehouse import WarehouseError, open_warehouse
+
+    try:
+        with open_warehouse(settings.warehouse, wait=settings.busy_timeout):
+            pass
+    except WarehouseError as exc:
+        raise WorkError(str(exc)) from None
+    prepare_prefect_env()
+    from flows.ingest import ingest_flow
+
+    state = asyncio.run(ingest_flow(dataclasses.asdict(settings), sources_file, return_state=True))
+    if state.is_failed():
+        try:
+            state.result()
+        except Exception as exc:
+            raise WorkError(f"ingest failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        raise WorkError("ingest failed")
+    result: dict[str, Any] = state.result()
+    return result
+
+
+def _summary_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    columns = ["run_id", "status", "sources", "discovered", "known", "fetched", "loaded", "duplicates", "failed",
+               "seconds", "outcomes"]
+    return columns, [[summary.get(c) for c in columns]]
+
+
+# -- commands -------------------------------------------------------------------------------------------
+@app.command()
+def ingest(
+    sources: SourcesOpt = None,
+    warehouse: WarehouseOpt = None,
+    allow_host: AllowHostOpt = None,
+    config: ConfigOpt = None,
+    fmt: FormatOpt = None,
+    delay: Annotated[float | None, typer.Option("--delay", help="Seconds between requests to one host.")] = None,
+    concurrency: Annotated[int | None, typer.Option("--concurrency", help="Parallel requests overall.")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", help="Extraction processes (0 = one per core).")] = None,
+) -> None:
+    """Run every enabled source once: discover, fetch, clean, transform, load.
+
+    Example: newsdesk ingest --sources seeds/sources.csv --warehouse warehouse/newsdesk.duckdb
+    """
+    out_format = _fmt(fmt)
+    settings = _settings(config, warehouse=warehouse, sources=sources, allow_hosts=tuple(allow_host or ()),
+                         host_delay=delay, concurrency=concurrency, workers=workers)
+    summary = run_ingest(settings, settings.sources)
+    columns, rows = _summary_rows(summary)
+    render(columns, rows, out_format)
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="SQL to run against the warehouse (read-only).")],
+    warehouse: WarehouseOpt = None,
+    fmt: FormatOpt = None,
+    config: ConfigOpt = None,
+    wait: Annotated[float | None, typer.Option("--wait", help="Seconds to wait while another process holds the warehouse.")] = None,
+) -> None:
+    """Run ad-hoc SQL on the warehouse, opened read-only.
+
+    Example: newsdesk sql "SELECT source, count(*) FROM articles GROUP BY 1" --format table
+    """
+    import duckdb
+
+    from warehouse import WarehouseError, open_warehouse
+
+    out_format = _fmt(fmt)
+    settings = _settings(config, warehouse=warehouse, busy_timeout=wait)
+    try:
+        with open_warehouse(settings.warehouse, read_only=True, wait=settings.busy_timeout) as con:
+            try:
+                cursor = con.execute(query)
+            except duckdb.Error as exc:
+                first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise WorkError(f"SQL error: {first}") from None
+            if cursor.description is None:
+                return
+            columns = [d[0] for d in cursor.description]
+            rows = cursor.fetchall()
+    except WarehouseError as exc:
+        raise WorkError(str(exc)) from None
+    render(columns, rows, out_format)
+
+
+@app.command("sources")
+def sources_cmd(
+    sources: SourcesOpt = None,
+    warehouse: WarehouseOpt = None,
+    fmt: FormatOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """List the configured sources and each one's last outcome.
+
+    Example: newsdesk sources --format json
+    """
+    from warehouse import WarehouseError, open_warehouse
+
+    out_format = _fmt(fmt)
+    settings = _settings(config, warehouse=warehouse, sources=sources)
+    configured = _sources(settings.sources)
+    state: dict[str, tuple[Any, ...]] = {}
+    if Path(settings.warehouse).exists():
+        try:
+            with open_warehouse(settings.warehouse, read_only=True, wait=settings.busy_timeout) as con:
+                for row in con.execute(
+                    "SELECT source, last_run_at, last_status, last_discovered, last_new, last_loaded, "
+                    "consecutive_failures, last_detail FROM source_state"
+                ).fetchall():
+                    state[row[0]] = row[1:]
+        except WarehouseError as exc:
+            raise WorkError(str(exc)) from None
+    columns = ["name", "kind", "enabled", "schedule", "url", "last_run_at", "last_status", "last_discovered",
+               "last_new", "last_loaded", "consecutive_failures", "last_detail"]
+    rows = [[s.name, s.kind, s.enabled, s.schedule, s.url, *state.get(s.name, (None,) * 7)] for s in configured]
+    render(columns, rows, out_format)
+
+
+@app.command()
+def views(
+    warehouse: WarehouseOpt = None,
+    fmt: FormatOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """List the warehouse's tables and views with their columns.
+
+    Example: newsdesk views --format table
+    """
+    from warehouse import WarehouseError, open_warehouse
+
+    out_format = _fmt(fmt)
+    settings = _settings(config, warehouse=warehouse)
+    try:
+        with open_warehouse(settings.warehouse, read_only=True, wait=settings.busy_timeout) as con:
+            rows = con.execute(
+                "SELECT table_name, table_type, string_agg(column_name, ', ' ORDER BY ordinal_position) "
+                "FROM information_schema.columns JOIN information_schema.tables USING (table_catalog, table_schema, table_name) "
+                "WHERE table_schema = 'main' GROUP BY ALL ORDER BY table_type, table_name"
+            ).fetchall()
+    except WarehouseError as exc:
+        raise WorkError(str(exc)) from None
+    render(["name", "type", "columns"], rows, out_format)
+
+
+@app.command()
+def demo(
+    warehouse: Annotated[str | None, typer.Option("--warehouse", "-w", help="Demo warehouse file [default warehouse/demo.duckdb].")] = None,
+    fmt: FormatOpt = None,
+    keep: Annotated[bool, typer.Option("--keep", help="Keep an existing demo warehouse instead of starting fresh.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Serve the bundled sample site on 127.0.0.1, ingest it twice (the second run finds nothing new),
+    and print what was loaded and an example query.
+
+    Example: newsdesk demo
+    """
+    from flows.demo import run_demo
+
+    out_format = _fmt(fmt or "table")
+    settings = _settings(config, warehouse=warehouse or "warehouse/demo.duckdb")
+    run_demo(settings, out_format, keep=keep, say=_err, ingest=run_ingest)
+
+
+# -- entry point ----------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    command = typer.main.get_command(app)
+    from warehouse import WarehouseError
+
+    try:
+        result = command.main(args=argv, prog_name="newsdesk", standalone_mode=False)
+    except click_exceptions.UsageError as exc:
+        _err(f"newsdesk: error: {exc.format_message()}")
+        return 2
+    except click_exceptions.ClickException as exc:
+        _err(f"newsdesk: error: {exc.format_message()}")
+        return 2
+    except typer.Abort:
+        _err("newsdesk: interrupted")
+        return 130
+    except InputError as exc:
+        _err(f"newsdesk: error: {exc}")
+        return 2
+    except (WorkError, WarehouseError) as exc:
+        _err(f"newsdesk: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        _err("newsdesk: interrupted")
+        return 130
+    except BrokenPipeError:
+        return 1
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
