@@ -27,6 +27,7 @@ EXTRACTOR_VERSION = version("trafilatura")
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_\-:.]+)""", re.I)
 _HEADER_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9_\-:.]+)", re.I)
 _URL_DATE = re.compile(r"/((?:19|20)\d{2})[/_-](0?[1-9]|1[0-2])[/_-](0?[1-9]|[12]\d|3[01])(?:/|[_-]|\.|$)")
+_LD_ARTICLE = re.compile(rb'"@type"\s*:\s*\[?\s*"(?:\w*Article|BlogPosting|Report|LiveBlogPosting)"')
 _HTML_LANG = re.compile(rb"<html[^>]*\blang\s*=\s*[\"']?([A-Za-z]{2,3})(?:[-_][A-Za-z0-9]+)?", re.I)
 _FULL_TS_PATTERNS = [
     re.compile(rb"""<meta[^>]+(?:property|name|itemprop)\s*=\s*["'](?:article:published_time|datePublished|pubdate|publishdate|og:published_time|dc\.date\.issued|parsely-pub-date|sailthru\.date)["'][^>]*content\s*=\s*["']([^"']{10,40})["']""", re.I),
@@ -143,6 +144,8 @@ def extract_page(item: dict[str, Any], mode: str = "precision") -> dict[str, Any
     out["tags"] = [t for t in (fields.get("tags") or []) if t]
     out["text"] = fields.get("text") or ""
     out["canonical"] = fields.get("url")
+    out["pagetype"] = (fields.get("pagetype") or "").lower() or None
+    out["ld_article"] = bool(_LD_ARTICLE.search(body))
     lang_match = _HTML_LANG.search(body[:8192])
     out["html_lang"] = lang_match.group(1).decode("ascii").lower() if lang_match else None
 

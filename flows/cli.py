@@ -99,7 +99,7 @@ def run_ingest(settings: Settings, sources_file: str) -> dict[str, Any]:
     prepare_prefect_env()
     from flows.ingest import ingest_flow
 
-    state = asyncio.run(ingest_flow(dataclasses.asdict(settings), sources_file, return_state=True))
+    state: Any = asyncio.run(ingest_flow(dataclasses.asdict(settings), sources_file, return_state=True))  # type: ignore[arg-type]
     if state.is_failed():
         try:
             state.result()

@@ -48,7 +48,8 @@ class TooLarge(Exception):
 
 
 class _Stage(Protocol):
-    unconsumed_tail: bytes
+    @property
+    def unconsumed_tail(self) -> bytes: ...
 
     def decompress(self, data: bytes, max_length: int, /) -> bytes: ...
 
@@ -279,7 +280,7 @@ class Fetcher:
             state.robots = None  # the page fetch will be refused with the right outcome
         else:
             state.robots_error = result.outcome
-            state.robots_loaded = False if result.outcome == "host_backoff" else True
+            state.robots_loaded = result.outcome != "host_backoff"
 
     # -- fetching -------------------------------------------------------------------------------
     async def fetch_many(self, urls: list[str], headers: dict[str, dict[str, str]] | None = None) -> list[FetchResult]:
@@ -322,17 +323,15 @@ class Fetcher:
         assert self._client is not None, "use Fetcher as an async context manager"
         host = host_of(url)
         state = self._host(host)
-        attempts = 0
         last: FetchResult | None = None
         for attempt in range(self.settings.max_retries + 1):
             if state.failures >= HOST_FAILURE_LIMIT:
                 return FetchResult(url, url, "host_backoff", None,
-                                   f"{host} failed {state.failures} times in a row this run", attempts)
-            attempts += 1
+                                   f"{host} failed {state.failures} times in a row this run", attempt)
             async with state.sem:
                 await self._wait_turn(state)
                 result = await self._attempt(url, limit, extra_headers or {}, truncate)
-            result.attempts = attempts
+            result.attempts = attempt + 1
             last = result
             retry_after: float | None = None
             if result.outcome in ("timeout", "network_error"):

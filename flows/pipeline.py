@@ -161,6 +161,23 @@ async def extract_batch(extractor: Extractor, fetched: list[Fetched]) -> list[di
     return await extractor.extract(items)
 
 
+NON_ARTICLE_TYPES = frozenset({"website", "profile"})
+
+
+def looks_like_article(extracted: dict[str, Any]) -> bool:
+    """A section front or an about page, not an article: the page calls itself a website or profile
+    (Open Graph), has neither a published-time meta tag nor a structured-data article, and its text
+    is short or mostly a list of teasers."""
+    if extracted.get("ld_article") or extracted.get("page_timestamp"):
+        return True
+    if extracted.get("pagetype") not in NON_ARTICLE_TYPES:
+        return True
+    text = extracted.get("text") or ""
+    lines = [line for line in text.splitlines() if line.strip()]
+    teasers = sum(line.lstrip().startswith(("- ", "* ")) for line in lines)
+    return len(text) >= 1000 and teasers < 0.3 * max(1, len(lines))
+
+
 @dataclass
 class BatchFrames:
     articles: pl.DataFrame
@@ -202,6 +219,10 @@ def transform_batch(fetched: list[Fetched], extracted: list[dict[str, Any]], run
         text = e.get("text") or ""
         if len(text.strip()) < settings.min_text_chars:
             outcome_rows.append(outcome_row(p, "no_text", run_id, detail=f"{len(text.strip())} characters of text",
+                                            status=r.status, attempts=r.attempts))
+            continue
+        if not looks_like_article(e):
+            outcome_rows.append(outcome_row(p, "not_article", run_id, detail=f"page type {e.get('pagetype')}, no published time",
                                             status=r.status, attempts=r.attempts))
             continue
         if final_canon in seen_articles:
@@ -272,9 +293,9 @@ def host_policies(sources: list[Source], candidates: list[Candidate]) -> dict[st
     for s in sources:
         apply(host_of(s.url), s)
     for c in candidates:
-        s = by_name.get(c.source)
-        if s is not None:
-            apply(host_of(c.url), s)
+        owner = by_name.get(c.source)
+        if owner is not None:
+            apply(host_of(c.url), owner)
     return policies
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import polars as pl
 
 __all__ = ["STOPWORDS", "detect_language"]
@@ -31,7 +33,7 @@ def detect_language(text: pl.Expr) -> pl.Expr:
     codes = list(STOPWORDS)
     best_count = pl.max_horizontal(counts)
     # the first language reaching the best count
-    choice = pl.when(pl.lit(False)).then(pl.lit(None, dtype=pl.String))
+    choice: Any = pl.when(pl.lit(False)).then(pl.lit(None, dtype=pl.String))
     for code, count in zip(codes, counts, strict=True):
         choice = choice.when(count == best_count).then(pl.lit(code))
     return pl.when(best_count >= _MIN_HITS).then(choice.otherwise(None)).otherwise(None)
