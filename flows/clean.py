@@ -39,13 +39,24 @@ logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
 logging.getLogger("htmldate").setLevel(logging.CRITICAL)
 
 
+# labels that browsers decode as windows-1252 (WHATWG Encoding Standard)
+_AS_CP1252 = {"latin_1", "iso8859-1", "iso-8859-1", "ascii", "us-ascii", "iso8859_1", "cp819"}
+_TEXT_CODEC_BLOCKLIST = {"unicode_escape", "raw_unicode_escape", "utf_7", "punycode", "idna", "rot_13",
+                         "base64_codec", "hex_codec", "zlib_codec", "bz2_codec", "quopri_codec", "uu_codec"}
+
+
 def _codec(name: str | None) -> str | None:
     if not name:
         return None
     try:
-        return codecs.lookup(name.strip().lower()).name
+        codec = codecs.lookup(name.strip().lower()).name
     except LookupError:
         return None
+    if codec in _AS_CP1252:
+        return "cp1252"
+    if codec in _TEXT_CODEC_BLOCKLIST or codec.startswith("utf_16") or codec.startswith("utf-16"):
+        return None
+    return codec
 
 
 def decode_html(body: bytes, content_type: str = "") -> tuple[str, str]:

@@ -72,6 +72,8 @@ def _coerce(name: str, value: Any) -> Any:
     kind = _FIELD_TYPES[name]
     try:
         if kind == "int":
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
             return int(value)
         if kind == "float":
             return float(value)
@@ -102,6 +104,10 @@ def _coerce_all(settings: Settings) -> Settings:
     for name in ("concurrency", "host_concurrency", "batch_size", "max_bytes"):
         if values[name] < 1:
             raise ConfigError(f"setting {name!r} must be at least 1")
+    for name in ("max_retries", "max_redirects", "workers", "min_text_chars", "host_delay", "backoff_base",
+                 "retry_after_cap", "busy_timeout", "connect_timeout", "read_timeout", "request_deadline"):
+        if values[name] < 0:
+            raise ConfigError(f"setting {name!r} must not be negative")
     return Settings(**values)
 
 
@@ -117,9 +123,15 @@ def load_settings(config_file: str | None = None, env: dict[str, str] | None = N
             data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"config file not found: {path}") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
         section = data.get("newsdesk", data)
+        if not isinstance(section, dict):
+            raise ConfigError(f"config file {path}: 'newsdesk' must be a table of settings")
+        if section is not data and any(k != "newsdesk" for k in data):
+            raise ConfigError(f"config file {path}: put every setting under [newsdesk] or none")
         for key, value in section.items():
             if key not in _FIELD_TYPES or key == "config_file":
                 raise ConfigError(f"config file {path}: unknown setting {key!r}")

@@ -16,7 +16,7 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
 
@@ -65,7 +65,7 @@ class BoundedDecoder:
         self.stages: list[_Stage] = []
         for enc in reversed(encodings):  # the last applied encoding is undone first
             if enc in ("gzip", "x-gzip"):
-                self.stages.append(zlib.decompressobj(16 + zlib.MAX_WBITS))
+                self.stages.append(_GzipMembers())
             elif enc == "deflate":
                 self.stages.append(_DeflateAuto())
             elif enc in ("identity", ""):
@@ -98,22 +98,59 @@ class BoundedDecoder:
 
 
 class _DeflateAuto:
-    """'deflate' is zlib-wrapped by the standard but raw in practice; accept both."""
+    """'deflate' is zlib-wrapped by the standard but raw in practice; accept both, deciding once
+    two bytes have arrived."""
 
     def __init__(self) -> None:
-        self._obj: zlib._Decompress | None = None
+        self._obj: Any = None
+        self._head = b""
         self.unconsumed_tail = b""
 
     def decompress(self, data: bytes, max_length: int) -> bytes:
         if self._obj is None:
-            wbits = zlib.MAX_WBITS if data[:1] and (data[0] & 0x0F) == 8 and int.from_bytes(data[:2], "big") % 31 == 0 else -zlib.MAX_WBITS
-            self._obj = zlib.decompressobj(wbits)
-        out = self._obj.decompress(data, max_length)
+            self._head += data
+            if len(self._head) < 2:
+                return b""
+            data, self._head = self._head, b""
+            zlib_wrapped = (data[0] & 0x0F) == 8 and int.from_bytes(data[:2], "big") % 31 == 0
+            self._obj = zlib.decompressobj(zlib.MAX_WBITS if zlib_wrapped else -zlib.MAX_WBITS)
+        out: bytes = self._obj.decompress(data, max_length)
         self.unconsumed_tail = self._obj.unconsumed_tail
         return out
 
     def flush(self) -> bytes:
-        return self._obj.flush() if self._obj is not None else b""
+        if self._obj is None:
+            if self._head:
+                raise zlib.error("truncated deflate stream")
+            return b""
+        out: bytes = self._obj.flush()
+        return out
+
+
+class _GzipMembers:
+    """gzip that continues into further members, as concatenated gzip files decode."""
+
+    def __init__(self) -> None:
+        self._obj: Any = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self.unconsumed_tail = b""
+
+    def decompress(self, data: bytes, max_length: int) -> bytes:
+        out = self._obj.decompress(data, max_length)
+        self.unconsumed_tail = self._obj.unconsumed_tail
+        while self._obj.eof and self._obj.unused_data and not self.unconsumed_tail:
+            rest = self._obj.unused_data
+            self._obj = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            room = max_length - len(out)
+            if room <= 0:
+                self.unconsumed_tail = rest
+                break
+            out += self._obj.decompress(rest, room)
+            self.unconsumed_tail = self._obj.unconsumed_tail
+        return bytes(out)
+
+    def flush(self) -> bytes:
+        out: bytes = self._obj.flush()
+        return out
 
 
 def gunzip_bounded(data: bytes, limit: int) -> bytes:
@@ -165,7 +202,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)

@@ -18,7 +18,6 @@ DEFAULT_SCHEDULE = "*/30 * * * *"
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _INTERVAL_RE = re.compile(r"^(\d+)\s*(s|m|h|d)$")
-_CRON_FIELD_RE = re.compile(r"^[\d*/,\-A-Za-z?LW#]+$")
 _MACROS = {"@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually", "@midnight"}
 
 
@@ -46,11 +45,49 @@ class Source:
         return int(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
 
 
+_CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+_MONTHS = {m: i + 1 for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])}
+_DAYS = {d: i for i, d in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])}
+
+
+def _cron_value(text: str, index: int) -> int:
+    names = _MONTHS if index == 3 else _DAYS if index == 4 else {}
+    value = names.get(text.lower()) if names else None
+    if value is None:
+        if not text.isascii() or not text.isdigit():
+            raise ValueError(text)
+        value = int(text)
+    low, high = _CRON_RANGES[index]
+    if not low <= value <= high:
+        raise ValueError(text)
+    return value
+
+
+def _check_cron_field(field: str, index: int) -> bool:
+    try:
+        for part in field.split(","):
+            base, _, step = part.partition("/")
+            if step and (not step.isascii() or not step.isdigit() or int(step) == 0):
+                return False
+            if base == "*":
+                continue
+            low, dash, high = base.partition("-")
+            first = _cron_value(low, index)
+            if dash and _cron_value(high, index) < first:
+                return False
+    except ValueError:
+        return False
+    return True
+
+
 def _check_schedule(value: str) -> bool:
-    if value in _MACROS or _INTERVAL_RE.match(value):
+    if value in _MACROS:
         return True
+    interval = _INTERVAL_RE.match(value)
+    if interval:
+        return int(interval.group(1)) > 0
     parts = value.split()
-    return len(parts) in (5, 6) and all(_CRON_FIELD_RE.match(p) for p in parts)
+    return len(parts) == 5 and all(_check_cron_field(p, i) for i, p in enumerate(parts))
 
 
 def _parse_bool(value: str) -> bool | None:

@@ -258,32 +258,15 @@ def test_unknown_flag():
     assert "colour" in config_error(env={}, colour="red")
 
 
-@pytest.mark.xfail(
-    reason="BUG: a TOML file with a non-table 'newsdesk' key (e.g. 'newsdesk = 1') raises "
-    "AttributeError: 'int' object has no attribute 'items' instead of ConfigError",
-    raises=AttributeError,
-    strict=True,
-)
 def test_newsdesk_key_that_is_not_a_table(tmp_path):
     path = write(tmp_path, "newsdesk = 1\n")
     config_error(config_file=path, env={})
 
 
-@pytest.mark.xfail(
-    reason="BUG: a config path that is a directory raises IsADirectoryError (only FileNotFoundError "
-    "is turned into ConfigError)",
-    raises=IsADirectoryError,
-    strict=True,
-)
 def test_config_path_that_is_a_directory(tmp_path):
     (tmp_path / "conf.d").mkdir()
     config_error(config_file=str(tmp_path / "conf.d"), env={})
 
 
-@pytest.mark.xfail(
-    reason="BUG: negative max_retries is accepted (NEWSDESK_MAX_RETRIES=-1 -> max_retries == -1); "
-    "Fetcher._fetch_raw then runs range(0) attempts and fails 'assert last is not None'",
-    strict=True,
-)
 def test_negative_max_retries_is_rejected():
     config_error(env={"NEWSDESK_MAX_RETRIES": "-1"})

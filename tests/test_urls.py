@@ -75,29 +75,15 @@ def test_space_in_path_is_encoded():
     assert canonical_url("https://example.com/a b") == "https://example.com/a%20b"
 
 
-@pytest.mark.xfail(
-    reason="BUG: path is unquote()d then re-quote()d with '%' safe, so an escaped '%' (%25) is decoded "
-    "into a bare '%': '/a%2541' (literal '%41') becomes '/a%41' (which means 'A')",
-    strict=True,
-)
 def test_escaped_percent_sign_is_preserved():
     assert canonical_url("https://example.com/a%2541") == "https://example.com/a%2541"
 
 
-@pytest.mark.xfail(
-    reason="BUG: canonical_url is not idempotent: 'https://example.com/a%2541' -> '.../a%41' -> '.../aA'",
-    strict=True,
-)
 def test_canonical_url_is_idempotent_for_escaped_percent():
     once = canonical_url("https://example.com/a%2541")
     assert canonical_url(once) == once
 
 
-@pytest.mark.xfail(
-    reason="BUG: an encoded slash (%2F) is decoded into a path separator: '/a%2Fb' -> '/a/b' "
-    "(a different resource)",
-    strict=True,
-)
 def test_encoded_slash_is_not_turned_into_a_separator():
     assert canonical_url("https://example.com/a%2Fb") == "https://example.com/a%2Fb"
 
