@@ -116,3 +116,45 @@ class CorpusHandler:
         if page is None:
             return Response(404, b"not found", {"Content-Type": "text/plain"})
         return Response(200, self.body(page), {"Content-Type": "text/html"})
+
+
+def load_dated_pages() -> list[tuple[str, Path, str]]:
+    """htmldate-news pages: (original URL, file, true publication date YYYY-MM-DD)."""
+    base = corpus_dir() / "htmldate-news"
+    dates = json.loads((base / "dates.json").read_text(encoding="utf-8"))
+    out = []
+    for url, entry in sorted(dates.items()):
+        candidates = [base / "html" / (entry["file"] + ".gz"), base / "html" / entry["file"]]
+        file = next((c for c in candidates if c.exists()), None)
+        if file is not None and isinstance(entry.get("date"), str):
+            out.append((url, file, entry["date"]))
+    return out
+
+
+def read_page(file: Path) -> bytes:
+    data = file.read_bytes()
+    return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+
+
+def build_warc(target: Path, records: list[tuple[str, bytes, datetime]], compress: bool = True) -> Path:
+    """Write HTTP response records (url, html, crawl time) as a WARC, gzip per record when ``compress``."""
+    from io import BytesIO
+
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    with target.open("wb") as handle:
+        writer = WARCWriter(handle, gzip=compress)
+        for url, html, crawled in records:
+            http_headers = StatusAndHeaders(
+                "200 OK",
+                [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(html))),
+                 ("Server", "nginx"), ("Date", format_datetime(crawled, usegmt=True))],
+                protocol="HTTP/1.1",
+            )
+            record = writer.create_warc_record(
+                url, "response", payload=BytesIO(html), http_headers=http_headers,
+                warc_headers_dict={"WARC-Date": crawled.strftime("%Y-%m-%dT%H:%M:%SZ")},
+            )
+            writer.write_record(record)
+    return target

@@ -89,13 +89,7 @@ def prepare_prefect_env() -> None:
 def run_ingest(settings: Settings, sources_file: str) -> dict[str, Any]:
     """Validate inputs, make sure the warehouse is writable, then run the ingest flow in-process."""
     _sources(sources_file)  # a malformed row stops us before anything is fetched
-    from warehouse import WarehouseError, open_warehouse
-
-    try:
-        with open_warehouse(settings.warehouse, wait=settings.busy_timeout):
-            pass
-    except WarehouseError as exc:
-        raise WorkError(str(exc)) from None
+    _ensure_writable(settings)
     prepare_prefect_env()
     from flows.ingest import ingest_flow
 
@@ -250,6 +244,229 @@ def demo(
     out_format = _fmt(fmt or "table")
     settings = _settings(config, warehouse=warehouse or "warehouse/demo.duckdb")
     run_demo(settings, out_format, keep=keep, say=_err, ingest=run_ingest)
+
+
+backfill_app = typer.Typer(
+    help="Backfill a date range from sitemaps, WARC archives or stored pages (resumable, idempotent).",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+app.add_typer(backfill_app, name="backfill")
+
+
+class _Progress:
+    """A rich progress bar on a terminal, plain log lines otherwise."""
+
+    def __init__(self) -> None:
+        self.live = sys.stderr.isatty()
+        self._bar: Any = None
+        self._parts: Any = None
+        self._articles: Any = None
+
+    def __enter__(self) -> _Progress:
+        if self.live:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+                                 console=Console(file=sys.stderr), transient=False)
+            self._bar.__enter__()
+        return self
+
+    def __call__(self, event: str, data: dict[str, Any]) -> None:
+        if event == "plan":
+            if self._bar is not None:
+                self._parts = self._bar.add_task("partitions", total=data["to_run"], rate="")
+                self._articles = self._bar.add_task("articles", total=data["urls"], rate="")
+            else:
+                _err(f"backfill: {data['partitions']} partitions, {data['to_run']} to run, {data['urls']} URLs")
+        elif event == "batch":
+            if self._bar is not None and self._articles is not None:
+                self._bar.advance(self._articles, data["settled"])
+                task = self._bar.tasks[self._articles]
+                speed = task.speed or 0.0
+                self._bar.update(self._articles, rate=f"{speed:.1f}/s")
+        elif event == "partition":
+            if self._bar is not None and self._parts is not None:
+                self._bar.advance(self._parts, 1)
+            else:
+                _err(f"backfill: partition {data['source']} {data['day']}: {data['state']} "
+                     f"({data['loaded']} loaded, {data['known']} known, {data['failed']} failed)")
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+
+
+def _run_backfill_flow(settings: Settings, request: dict[str, Any], sources_file: str | None) -> dict[str, Any]:
+    import signal
+
+    from flows.backfill import STOP
+
+    prepare_prefect_env()
+    from flows import ingest as ingest_module
+
+    def on_signal(signum: int, frame: Any) -> None:
+        if STOP.is_set():
+            raise KeyboardInterrupt
+        STOP.set()
+        _err(f"newsdesk: {signal.Signals(signum).name} received; stopping after the current batch "
+             "(press Ctrl-C again to abort)")
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    STOP.clear()
+    try:
+        with _Progress() as progress:
+            ingest_module._PROGRESS_HOOKS.append(progress)
+            try:
+                state: Any = asyncio.run(ingest_module.backfill_flow(  # type: ignore[arg-type]
+                    dataclasses.asdict(settings), request, sources_file, return_state=True))
+            finally:
+                ingest_module._PROGRESS_HOOKS.remove(progress)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if state.is_failed():
+        try:
+            state.result()
+        except Exception as exc:
+            from flows.backfill import BackfillError
+
+            if isinstance(exc, BackfillError):
+                raise InputError(str(exc)) from None
+            raise WorkError(f"backfill failed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        raise WorkError("backfill failed")
+    result: dict[str, Any] = state.result()
+    return result
+
+
+def _parse_day(value: str | None, option: str) -> str:
+    from datetime import date
+
+    if not value:
+        raise InputError(f"{option} is required (YYYY-MM-DD)")
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise InputError(f"{option} must be a date like 2020-01-31, not {value!r}") from None
+
+
+@backfill_app.callback()
+def backfill(
+    ctx: typer.Context,
+    since: Annotated[str | None, typer.Option("--since", help="First publication day (YYYY-MM-DD).")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Last publication day (YYYY-MM-DD), inclusive.")] = None,
+    source: Annotated[list[str] | None, typer.Option("--source", help="Only this source (repeatable); for WARC, the source name to record.")] = None,
+    origin: Annotated[str, typer.Option("--from", help="Where history comes from: sitemap, warc or raw (stored pages).")] = "sitemap",
+    warc: Annotated[list[str] | None, typer.Option("--warc", help="WARC file path or http(s) URL (repeatable).")] = None,
+    host: Annotated[list[str] | None, typer.Option("--host", help="Only WARC records for this host (repeatable).")] = None,
+    reprocess: Annotated[str, typer.Option("--reprocess", help="missing (skip done partitions), failed (also redo failed ones) or all.")] = "missing",
+    newest_first: Annotated[bool, typer.Option("--newest-first", help="Work the newest partitions first.")] = False,
+    parallel: Annotated[int, typer.Option("--parallel", help="Partitions worked at once.")] = 4,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the partitions and what would be done; change nothing.")] = False,
+    sources: SourcesOpt = None,
+    warehouse: WarehouseOpt = None,
+    allow_host: AllowHostOpt = None,
+    config: ConfigOpt = None,
+    fmt: FormatOpt = None,
+) -> None:
+    """Backfill publication days from sitemaps, WARC archives (--from warc) or stored pages (--from raw).
+
+    Example: newsdesk backfill --since 2020-01-01 --until 2020-01-31 --from warc --warc crawl.warc.gz
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    out_format = _fmt(fmt)
+    settings = _settings(config, warehouse=warehouse, sources=sources, allow_hosts=tuple(allow_host or ()))
+    request: dict[str, Any] = {
+        "since": _parse_day(since, "--since"), "until": _parse_day(until, "--until"), "origin": origin,
+        "sources": list(source or []), "warc": list(warc or []), "hosts": list(host or []),
+        "reprocess": reprocess, "newest_first": newest_first, "parallel": parallel, "dry_run": dry_run,
+    }
+    from datetime import date
+
+    from flows.backfill import BackfillError, BackfillRequest
+
+    try:
+        BackfillRequest(**{**request, "since": date.fromisoformat(request["since"]),
+                           "until": date.fromisoformat(request["until"])}).validate()
+    except BackfillError as exc:
+        raise InputError(str(exc)) from None
+    if origin == "sitemap":
+        _sources(settings.sources)
+    _ensure_writable(settings)
+    summary = _run_backfill_flow(settings, request, settings.sources if origin == "sitemap" else None)
+    if dry_run:
+        columns = ["source", "day", "urls", "previous_state", "action"]
+        render(columns, [[p[c] for c in columns] for p in summary["partitions"]], out_format, title="Dry run")
+        return
+    columns, rows = _summary_rows(summary)
+    render(columns + ["problems"], [rows[0] + [summary.get("problems")]], out_format, title="Backfill")
+    if summary.get("stopped"):
+        raise WorkError("backfill stopped before it finished; run the same command again to resume")
+
+
+@backfill_app.command("status")
+def backfill_status(
+    warehouse: WarehouseOpt = None,
+    config: ConfigOpt = None,
+    fmt: FormatOpt = None,
+) -> None:
+    """Backfill partitions (source, day) and their state.
+
+    Example: newsdesk backfill status --format table
+    """
+    from flows.backfill import partition_status
+    from warehouse import WarehouseError
+
+    out_format = _fmt(fmt)
+    settings = _settings(config, warehouse=warehouse)
+    try:
+        columns, rows = partition_status(settings)
+    except WarehouseError as exc:
+        raise WorkError(str(exc)) from None
+    render(columns, rows, out_format)
+
+
+@app.command()
+def reprocess(
+    since: Annotated[str | None, typer.Option("--since", help="First publication day (YYYY-MM-DD).")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Last publication day (YYYY-MM-DD).")] = None,
+    source: Annotated[list[str] | None, typer.Option("--source", help="Only this source (repeatable).")] = None,
+    outdated: Annotated[bool, typer.Option("--outdated", help="Only rows made by an older extractor or transform version.")] = False,
+    warehouse: WarehouseOpt = None,
+    config: ConfigOpt = None,
+    fmt: FormatOpt = None,
+) -> None:
+    """Re-extract and re-transform articles from stored pages, without network access.
+
+    Example: newsdesk reprocess --since 2020-01-01 --until 2020-01-31 --outdated
+    """
+    out_format = _fmt(fmt)
+    settings = _settings(config, warehouse=warehouse)
+    request: dict[str, Any] = {
+        "since": _parse_day(since or "1900-01-01", "--since"), "until": _parse_day(until or "2999-12-31", "--until"),
+        "origin": "raw", "sources": list(source or []), "reprocess": "all", "outdated_only": outdated,
+    }
+    _ensure_writable(settings, must_exist=True)
+    summary = _run_backfill_flow(settings, request, None)
+    columns, rows = _summary_rows(summary)
+    render(columns, rows, out_format, title="Reprocess")
+    if summary.get("stopped"):
+        raise WorkError("reprocess stopped before it finished; run the same command again to resume")
+
+
+def _ensure_writable(settings: Settings, must_exist: bool = False) -> None:
+    from warehouse import WarehouseError, open_warehouse
+
+    if must_exist and not Path(settings.warehouse).exists():
+        raise WorkError(f"warehouse {settings.warehouse} does not exist yet")
+    try:
+        with open_warehouse(settings.warehouse, wait=settings.busy_timeout):
+            pass
+    except WarehouseError as exc:
+        raise WorkError(str(exc)) from None
 
 
 # -- entry point ----------------------------------------------------------------------------------------

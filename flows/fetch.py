@@ -24,7 +24,7 @@ import httpcore
 import httpx
 
 from flows.config import Settings
-from flows.netguard import BlockedAddress, GuardedBackend, HostAllowList
+from flows.netguard import BlockedAddress, GuardedBackend, HostAllowList, literal_blocked_reason
 from flows.urls import host_of
 
 __all__ = ["FetchResult", "Fetcher", "HostPolicy", "TRANSIENT_OUTCOMES", "BoundedDecoder", "TooLarge"]
@@ -41,6 +41,8 @@ HTML_TYPES = ("text/html", "application/xhtml+xml")
 _BINARY_MAGIC = (b"%PDF", b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"PK\x03\x04", b"RIFF", b"\x00\x00\x01\x00",
                  b"OggS", b"ID3", b"\x1a\x45\xdf\xa3", b"wOFF", b"wOF2")
 HOST_FAILURE_LIMIT = 5  # consecutive transient failures before a host is left alone for the run
+ROBOTS_MAX_REDIRECTS = 5  # RFC 9309 2.3.1.2
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class TooLarge(Exception):
@@ -196,6 +198,8 @@ class _HostState:
     robots_loaded: bool = False
     robots_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     failures: int = 0
+    backoff_until: float = 0.0  # monotonic time before which the host is not asked again (Retry-After over the cap)
+    backoff_reason: str = ""
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -211,6 +215,29 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _is_tls_error(exc: BaseException) -> bool:
+    """True when a transport error was caused by TLS (handshake, certificate, protocol)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLError | ssl.CertificateError):
+            return True
+        text = str(current).upper()
+        if "CERTIFICATE" in text or "SSL" in text or "TLS" in text:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _declared_too_large(declared: str | None, limit: int) -> bool:
+    """A Content-Length that cannot decode to ``limit`` bytes or fewer: compression never grows data by
+    more than a small fraction, so an encoded body this long is over the cap decoded too."""
+    if not declared or not declared.strip().isdigit():
+        return False
+    return int(declared) > limit + limit // 64 + 65536
 
 
 def looks_binary(body: bytes) -> bool:
@@ -249,6 +276,8 @@ class Fetcher:
         )
         self._client = httpx.AsyncClient(
             transport=transport,
+            # proxies from the environment would get their own, unguarded transports
+            trust_env=False,
             follow_redirects=False,
             timeout=httpx.Timeout(s.read_timeout, connect=s.connect_timeout),
             headers={
@@ -303,7 +332,23 @@ class Fetcher:
         parts = urlsplit(url)
         robots_url = f"{parts.scheme}://{parts.netloc}/robots.txt"
         result = await self._fetch_raw(robots_url, limit=self.settings.robots_max_bytes, truncate=True)
+        # follow up to five redirects (http -> https, www); a chain that goes nowhere counts as no robots.txt
+        hops = 0
+        while result.outcome == "redirect" and hops < ROBOTS_MAX_REDIRECTS:
+            hops += 1
+            target = urljoin(robots_url, result.detail)
+            if urlsplit(target).scheme.lower() not in ("http", "https"):
+                break
+            blocked = self._literal_refusal(target)
+            if blocked:
+                result = FetchResult(target, target, "blocked_address", None, blocked)
+                break
+            robots_url = target
+            result = await self._fetch_raw(robots_url, limit=self.settings.robots_max_bytes, truncate=True)
         state.robots_loaded = True
+        if result.outcome == "redirect":
+            state.robots = None  # RFC 9309: an unfollowable redirect chain is treated as unavailable (allow)
+            return
         if result.outcome == "ok" and result.status == 200 and result.body is not None:
             parser = RobotFileParser()
             parser.parse(result.body.decode("utf-8", "replace").splitlines())
@@ -324,20 +369,34 @@ class Fetcher:
         headers = headers or {}
         return list(await asyncio.gather(*(self.fetch(u, headers=headers.get(u)) for u in urls)))
 
-    async def fetch(self, url: str, headers: dict[str, str] | None = None) -> FetchResult:
-        """Fetch one URL following redirects; checks robots.txt for every hop's host."""
+    async def fetch(self, url: str, headers: dict[str, str] | None = None, limit: int | None = None) -> FetchResult:
+        """Fetch one URL following redirects; checks robots.txt and the address policy for every hop.
+        ``limit`` overrides the decoded body cap (``settings.max_bytes``), e.g. for sitemaps."""
         async with self._global:
-            return await self._fetch_following(url, headers or {})
+            return await self._fetch_following(url, headers or {}, limit or self.settings.max_bytes)
 
-    async def _fetch_following(self, url: str, headers: dict[str, str]) -> FetchResult:
+    def _literal_refusal(self, url: str) -> str | None:
+        """Refuse an address-literal host before any connection is attempted (in every spelling,
+        also those the URL parser would reject)."""
+        parts = urlsplit(url)
+        try:
+            port = parts.port or _DEFAULT_PORTS.get(parts.scheme.lower(), 0)
+        except ValueError:
+            return None  # a bad port: the client reports bad_url
+        return literal_blocked_reason(parts.hostname or "", port, self.allow)
+
+    async def _fetch_following(self, url: str, headers: dict[str, str], limit: int) -> FetchResult:
         seen = {url}
         current = url
         total_attempts = 0
         for _hop in range(self.settings.max_redirects + 1):
+            blocked = self._literal_refusal(current)
+            if blocked:
+                return FetchResult(url, current, "blocked_address", None, blocked, total_attempts)
             allowed, reason = await self.robots_check(current)
             if not allowed:
                 return FetchResult(url, current, reason, attempts=total_attempts, detail=host_of(current))
-            result = await self._fetch_raw(current, limit=self.settings.max_bytes, extra_headers=headers)
+            result = await self._fetch_raw(current, limit=limit, extra_headers=headers)
             total_attempts += result.attempts
             result.attempts = total_attempts
             result.url = url
@@ -362,11 +421,15 @@ class Fetcher:
         state = self._host(host)
         last: FetchResult | None = None
         for attempt in range(self.settings.max_retries + 1):
-            if state.failures >= HOST_FAILURE_LIMIT:
-                return FetchResult(url, url, "host_backoff", None,
-                                   f"{host} failed {state.failures} times in a row this run", attempt)
+            refusal = self._host_refusal(state, host, url, attempt)
+            if refusal is not None:
+                return refusal
             async with state.sem:
                 await self._wait_turn(state)
+                # checked again once our turn comes: requests queued behind a failing host stop here
+                refusal = self._host_refusal(state, host, url, attempt)
+                if refusal is not None:
+                    return refusal
                 result = await self._attempt(url, limit, extra_headers or {}, truncate)
             result.attempts = attempt + 1
             last = result
@@ -380,16 +443,31 @@ class Fetcher:
                 if result.status is not None:
                     state.failures = 0
                 return result
+            if retry_after is not None and retry_after > self.settings.retry_after_cap:
+                # asked to stay away longer than we wait: do not come back early, neither for this URL
+                # nor for the host's others; the outcome is transient, so a later run tries again
+                state.backoff_until = max(state.backoff_until, time.monotonic() + retry_after)
+                state.backoff_reason = f"{host} asked for {retry_after:.0f}s (Retry-After) with {result.status}"
+                result.detail = f"Retry-After {retry_after:.0f}s is over the {self.settings.retry_after_cap:g}s cap"
+                break
             if attempt == self.settings.max_retries:
                 break
             backoff = self.settings.backoff_base * (2**attempt) * (1 + random.random() * 0.25)
-            wait = max(backoff, min(retry_after or 0.0, self.settings.retry_after_cap))
+            wait = max(backoff, retry_after or 0.0)
             # the host waits too: later requests to it do not start before the retry
             async with state.lock:
                 state.next_start = max(state.next_start, time.monotonic() + wait)
             await asyncio.sleep(wait)
         assert last is not None
         return last
+
+    def _host_refusal(self, state: _HostState, host: str, url: str, attempts: int) -> FetchResult | None:
+        if state.failures >= HOST_FAILURE_LIMIT:
+            return FetchResult(url, url, "host_backoff", None,
+                               f"{host} failed {state.failures} times in a row this run", attempts)
+        if state.backoff_until > time.monotonic():
+            return FetchResult(url, url, "host_backoff", None, state.backoff_reason, attempts)
+        return None
 
     async def _attempt(self, url: str, limit: int, extra_headers: dict[str, str], truncate: bool) -> FetchResult:
         assert self._client is not None
@@ -402,13 +480,11 @@ class Fetcher:
             return FetchResult(url, url, "timeout", None, type(exc).__name__)
         except BlockedAddress as exc:
             return FetchResult(url, url, "blocked_address", None, str(exc))
-        except httpx.ConnectError as exc:
-            text = str(exc)
-            if "CERTIFICATE" in text.upper() or "SSL" in text.upper():
-                return FetchResult(url, url, "tls_error", None, text[:300])
-            return FetchResult(url, url, "network_error", None, text[:300] or type(exc).__name__)
         except (httpx.TransportError, httpx.DecodingError) as exc:
-            return FetchResult(url, url, "network_error", None, f"{type(exc).__name__}: {exc}"[:300])
+            # never retried without verification: a TLS failure is settled as tls_error
+            if url.lower().startswith("https:") and _is_tls_error(exc):
+                return FetchResult(url, url, "tls_error", None, f"{type(exc).__name__}: {exc}"[:300])
+            return FetchResult(url, url, "network_error", None, f"{type(exc).__name__}: {exc}"[:300] or type(exc).__name__)
         except httpx.InvalidURL as exc:
             return FetchResult(url, url, "bad_url", None, str(exc)[:300])
 
@@ -434,8 +510,8 @@ class Fetcher:
                 base.outcome = f"http_{status}"
                 return base
             declared = response.headers.get("content-length")
-            if declared and declared.isdigit() and int(declared) > limit * 20 and not truncate:
-                base.outcome, base.detail = "too_large", f"Content-Length {declared}"
+            if not truncate and _declared_too_large(declared, limit):
+                base.outcome, base.detail = "too_large", f"Content-Length {declared} over the {limit}-byte cap"
                 return base
             encodings = [e.strip().lower() for e in response.headers.get("content-encoding", "").split(",") if e.strip()]
             try:

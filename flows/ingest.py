@@ -49,3 +49,41 @@ async def ingest_flow(settings: dict[str, Any], sources_file: str | None = None)
         summary["duplicates"], summary["failed"],
     )
     return summary
+
+
+@flow(name="backfill", persist_result=False, validate_parameters=False)
+async def backfill_flow(settings: dict[str, Any], request: dict[str, Any], sources_file: str | None = None) -> dict[str, Any]:
+    """Backfill a date range from sitemaps, WARC archives or stored pages; returns counts and partitions."""
+    from datetime import date
+
+    from flows.backfill import STOP, BackfillRequest, run_backfill
+
+    logger = get_run_logger()
+    config = Settings(**settings)
+    fields = dict(request)
+    fields["since"] = date.fromisoformat(str(fields["since"]))
+    fields["until"] = date.fromisoformat(str(fields["until"]))
+    req = BackfillRequest(**fields)
+    sources = read_sources(sources_file or config.sources) if req.origin == "sitemap" else []
+    run_id = flow_run.get_id() or None
+
+    def notify(event: str, data: dict[str, Any]) -> None:
+        if event == "partition":
+            logger.info("partition %s %s: %s (%s loaded, %s known, %s failed)", data["source"], data["day"],
+                        data["state"], data["loaded"], data["known"], data["failed"])
+        elif event == "plan":
+            logger.info("plan: %(partitions)d partitions, %(to_run)d to run, %(urls)d URLs", data)
+        for hook in _PROGRESS_HOOKS:
+            hook(event, data)
+
+    report = await run_backfill(config, req, sources, steps=PREFECT_STEPS, run_id=run_id, stop=STOP.is_set,
+                                progress=notify)
+    summary = report.summary()
+    summary["partitions"] = report.partitions
+    summary["problems"] = dict(report.problems)
+    summary["stopped"] = report.stopped
+    return summary
+
+
+# a caller in the same process (the CLI) may watch progress events
+_PROGRESS_HOOKS: list[Any] = []

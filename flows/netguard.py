@@ -15,9 +15,11 @@ from typing import Any
 
 import httpcore
 
-__all__ = ["BlockedAddress", "address_blocked_reason", "parse_host_literal", "GuardedBackend", "HostAllowList"]
+__all__ = ["BlockedAddress", "address_blocked_reason", "parse_host_literal", "GuardedBackend", "HostAllowList",
+           "literal_blocked_reason"]
 
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")  # well-known NAT64 prefix: the last 32 bits are an IPv4 address
 
 
 class BlockedAddress(Exception):
@@ -50,6 +52,9 @@ def address_blocked_reason(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) 
             return f"IPv4-mapped {inner}" if inner else None
         if addr.teredo:
             return "teredo"
+        if addr in _NAT64:
+            inner = address_blocked_reason(ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF))
+            return f"NAT64 {inner}" if inner else None
     if addr.is_unspecified:
         return "unspecified"
     if addr.is_loopback:
@@ -94,6 +99,19 @@ class HostAllowList:
     def allows(self, host: str, port: int) -> bool:
         h = host.strip("[]").lower()
         return h in self.hosts or (h, port) in self.host_ports
+
+
+def literal_blocked_reason(host: str, port: int, allow: HostAllowList) -> str | None:
+    """For a URL host that is an address literal (in any spelling a resolver accepts), why connecting
+    to it is refused; None for names (decided after resolution) and for allowed or public addresses.
+    Lets a fetch be refused before anything is opened, even when the URL parser rejects the spelling."""
+    literal = parse_host_literal(host)
+    if literal is None:
+        return None
+    reason = address_blocked_reason(literal)
+    if reason is None or allow.allows(host, port) or allow.allows(str(literal), port):
+        return None
+    return f"{host}: {literal} is {reason}"
 
 
 class GuardedBackend(httpcore.AsyncNetworkBackend):

@@ -137,13 +137,21 @@ def outcome_row(p: Planned, outcome: str, run_id: str, *, detail: str = "", stat
     }
 
 
+class PageSource(Protocol):
+    """Where pages come from: the network (``Fetcher``) or pages already at hand (archives, storage)."""
+
+    settings: Settings
+
+    async def fetch_many(self, urls: list[str], headers: Any = None) -> list[FetchResult]: ...
+
+
 @dataclass
 class Fetched:
     planned: Planned
     result: FetchResult
 
 
-async def fetch_batch(fetcher: Fetcher, batch: list[Planned]) -> list[Fetched]:
+async def fetch_batch(fetcher: PageSource, batch: list[Planned]) -> list[Fetched]:
     results = await fetcher.fetch_many([p.candidate.url for p in batch])
     out = []
     for p, r in zip(batch, results, strict=True):
@@ -206,12 +214,13 @@ def transform_batch(fetched: list[Fetched], extracted: list[dict[str, Any]], run
         except ValueError:
             final_canon = p.canonical or p.candidate.url
         art = article_id(final_canon)
-        page_rows.append({
-            "canonical_url": final_canon, "url": p.candidate.url, "final_url": r.final_url,
-            "source": p.candidate.source, "status": r.status, "headers": json.dumps(r.headers, sort_keys=True),
-            "encoding": e.get("encoding"), "body_gz": e.get("body_gz"), "body_bytes": len(r.body or b""),
-            "fetched_at": r.fetched_at, "run_id": run_id,
-        })
+        if r.headers.get("x-newsdesk-origin") != "raw":  # a stored page re-extracted is not stored again
+            page_rows.append({
+                "canonical_url": final_canon, "url": p.candidate.url, "final_url": r.final_url,
+                "source": p.candidate.source, "status": r.status, "headers": json.dumps(r.headers, sort_keys=True),
+                "encoding": e.get("encoding"), "body_gz": e.get("body_gz"), "body_bytes": len(r.body or b""),
+                "fetched_at": r.fetched_at, "run_id": run_id,
+            })
         if e.get("extract_error"):
             outcome_rows.append(outcome_row(p, "extract_error", run_id, detail=e["extract_error"], status=r.status,
                                             attempts=r.attempts))
@@ -344,6 +353,79 @@ async def run_pipeline(settings: Settings, sources: list[Source], steps: Any = P
     return report
 
 
+def triage(settings: Settings, planned: list[Planned], report: IngestReport, retry_outcomes: frozenset[str],
+           force: bool = False) -> tuple[list[Planned], list[dict[str, Any]], set[str]]:
+    """Split planned URLs into those to process and those already decided.
+
+    One keyed lookup against the warehouse decides which URLs earlier runs settled (their outcome is
+    not in ``retry_outcomes``); those are counted as ``known`` and get no new outcome. With ``force``
+    nothing counts as settled (re-fetch or re-extract everything).
+    """
+    to_fetch = [p for p in planned if p.outcome is None]
+    known_raw: set[str] = set()
+    known_canon: set[str] = set()
+    if not force:
+        with open_warehouse(settings.warehouse, wait=settings.busy_timeout) as con:
+            known_raw, known_canon = known_urls(
+                con, [p.candidate.url for p in planned], [p.canonical for p in to_fetch if p.canonical],
+                retry_outcomes,
+            )
+    decided_rows = []
+    queue: list[Planned] = []
+    for p in planned:
+        if p.candidate.url in known_raw:
+            report.counts["known"] += 1
+        elif p.outcome is not None:
+            decided_rows.append(outcome_row(p, p.outcome, report.run_id, detail=p.detail))
+        elif p.canonical in known_canon:
+            decided_rows.append(outcome_row(p, "duplicate", report.run_id, detail=f"{p.canonical} already stored"))
+        else:
+            queue.append(p)
+    return queue, decided_rows, known_canon
+
+
+async def process_queue(settings: Settings, steps: Any, fetcher: PageSource, extractor: Extractor,
+                        queue: list[Planned], decided_rows: list[dict[str, Any]], report: IngestReport,
+                        seen_articles: set[str], say: Callable[[str], None],
+                        stop: Callable[[], bool] | None = None,
+                        on_batch: Callable[[BatchFrames], None] | None = None) -> bool:
+    """Fetch, extract, transform and load ``queue`` in batches, fetching the next batch while the
+    current one is extracted. Returns False when ``stop()`` asked to stop after a batch."""
+    batches = [queue[i : i + settings.batch_size] for i in range(0, len(queue), settings.batch_size)]
+    if decided_rows and not batches:
+        batches = [[]]
+    pending: asyncio.Future[list[Fetched]] | None = None
+    if batches:
+        pending = asyncio.ensure_future(steps.fetch(fetcher, batches[0]))
+    for index in range(len(batches)):
+        assert pending is not None
+        fetched = await pending
+        pending = None
+        if index + 1 < len(batches) and not (stop and stop()):
+            pending = asyncio.ensure_future(steps.fetch(fetcher, batches[index + 1]))
+        extracted = await steps.extract(extractor, fetched)
+        frames = steps.transform(fetched, extracted, report.run_id, settings, seen_articles)
+        if index == 0 and decided_rows:
+            frames.outcomes = pl.concat([frames.outcomes, pl.DataFrame(decided_rows, schema=OUTCOME_SCHEMA)])
+        steps.load(settings, frames)
+        report.counts.update(frames.counts)
+        batch_outcomes = Counter(frames.outcomes["outcome"].to_list())
+        report.outcomes.update(batch_outcomes)
+        if on_batch is not None:
+            on_batch(frames)
+        say(f"batch {index + 1}/{len(batches)}: {batch_outcomes.get('loaded', 0)} loaded, "
+            f"{sum(batch_outcomes.values())} URLs settled")
+        if pending is None and index + 1 < len(batches):
+            return False
+    return True
+
+
+def finish_counts(report: IngestReport) -> None:
+    report.counts["loaded"] = report.outcomes.get("loaded", 0)
+    report.counts["duplicates"] = report.outcomes.get("duplicate", 0)
+    report.counts["failed"] = sum(n for o, n in report.outcomes.items() if o not in ("loaded", "duplicate"))
+
+
 async def _ingest(settings: Settings, sources: list[Source], steps: Any, report: IngestReport,
                   validators: dict[str, dict[str, str]], say: Callable[[str], None]) -> None:
     source_policies = _fill_policies(host_policies(sources, []), settings)
@@ -355,59 +437,21 @@ async def _ingest(settings: Settings, sources: list[Source], steps: Any, report:
         planned = plan_candidates(candidates)
         report.counts["discovered"] = len(planned)
         say(f"discovered {len(planned)} URLs from {len(sources)} sources")
-
-        # settled already? one lookup for the whole discovery, joined on the keys
-        to_fetch = [p for p in planned if p.outcome is None]
-        with open_warehouse(settings.warehouse, wait=settings.busy_timeout) as con:
-            known_raw, known_canon = known_urls(
-                con, [p.candidate.url for p in planned], [p.canonical for p in to_fetch if p.canonical],
-                TRANSIENT_OUTCOMES,
-            )
-        decided_rows = []
-        queue: list[Planned] = []
-        for p in planned:
-            if p.candidate.url in known_raw:
-                report.counts["known"] += 1
-            elif p.outcome is not None:
-                decided_rows.append(outcome_row(p, p.outcome, report.run_id, detail=p.detail))
-            elif p.canonical in known_canon:
-                decided_rows.append(outcome_row(p, "duplicate", report.run_id, detail=f"{p.canonical} already stored"))
-            else:
-                queue.append(p)
+        queue, decided_rows, known_canon = triage(settings, planned, report, TRANSIENT_OUTCOMES)
         per_source_new: Counter[str] = Counter(p.candidate.source for p in queue)
         per_source_loaded: Counter[str] = Counter()
-        seen_articles: set[str] = set(known_canon)
+
+        def count_loaded(frames: BatchFrames) -> None:
+            for src, outcome in zip(frames.outcomes["source"].to_list(), frames.outcomes["outcome"].to_list(),
+                                    strict=True):
+                if outcome == "loaded":
+                    per_source_loaded[src] += 1
 
         with Extractor(settings.worker_count if len(queue) > 8 else 1, settings.extraction_mode) as extractor:
-            batches = [queue[i : i + settings.batch_size] for i in range(0, len(queue), settings.batch_size)]
-            if decided_rows and not batches:
-                batches = [[]]
-            pending: asyncio.Task[list[Fetched]] | None = None
-            if batches:
-                pending = asyncio.ensure_future(steps.fetch(fetcher, batches[0]))
-            for index in range(len(batches)):
-                assert pending is not None
-                fetched = await pending
-                if index + 1 < len(batches):  # fetch the next batch while this one is extracted
-                    pending = asyncio.ensure_future(steps.fetch(fetcher, batches[index + 1]))
-                extracted = await steps.extract(extractor, fetched)
-                frames = steps.transform(fetched, extracted, report.run_id, settings, seen_articles)
-                if index == 0 and decided_rows:
-                    frames.outcomes = pl.concat([frames.outcomes, pl.DataFrame(decided_rows, schema=OUTCOME_SCHEMA)])
-                steps.load(settings, frames)
-                report.counts.update(frames.counts)
-                batch_outcomes = Counter(frames.outcomes["outcome"].to_list())
-                report.outcomes.update(batch_outcomes)
-                for src, outcome in zip(frames.outcomes["source"].to_list(), frames.outcomes["outcome"].to_list(),
-                                        strict=True):
-                    if outcome == "loaded":
-                        per_source_loaded[src] += 1
-                say(f"batch {index + 1}/{len(batches)}: {batch_outcomes.get('loaded', 0)} loaded, "
-                    f"{sum(batch_outcomes.values())} URLs settled")
+            await process_queue(settings, steps, fetcher, extractor, queue, decided_rows, report, set(known_canon),
+                                say, on_batch=count_loaded)
 
-    report.counts["loaded"] = report.outcomes.get("loaded", 0)
-    report.counts["duplicates"] = report.outcomes.get("duplicate", 0)
-    report.counts["failed"] = sum(n for o, n in report.outcomes.items() if o not in ("loaded", "duplicate"))
+    finish_counts(report)
     now = datetime.now(UTC)
     for d in discoveries:
         s = by_name[d.source]

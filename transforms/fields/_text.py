@@ -1,0 +1,221 @@
+"""Shared text helpers: paragraphs, sentences, tokens and capitalised-name sequences.
+
+Everything here is pure and precompiled at import time. Offsets are always into the original text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+# --- paragraphs ---------------------------------------------------------------------------------
+
+_LINE = re.compile(r"[^\n]+")
+
+
+def paragraphs(text: str) -> list[tuple[int, int]]:
+    """(start, end) of every non-blank line, stripped; a line is a paragraph whether the text uses
+    one or two newlines between paragraphs."""
+    out: list[tuple[int, int]] = []
+    for m in _LINE.finditer(text):
+        s, e = m.start(), m.end()
+        while s < e and text[s].isspace():
+            s += 1
+        while e > s and text[e - 1].isspace():
+            e -= 1
+        if e > s:
+            out.append((s, e))
+    return out
+
+
+# --- closed-class vocabularies --------------------------------------------------------------------
+
+ABBREVIATIONS = frozenset(
+    "mr mrs ms dr rep sen gov gen lt col sgt capt adm st rev prof jr sr mt ft no vs co inc corp ltd "
+    "jan feb mar apr jun jul aug sep sept oct nov dec u.s dept est approx fig".split()
+)
+
+# sentence-initial words that are not names even though they are capitalised
+FUNCTION_WORDS = frozenset(
+    """a an the and or but nor so yet for of in on at by to from with without about above below after
+    before during since until while when whenever where wherever whereas if unless although though as
+    because than that this these those there here it its it's he she they we i you his her their our
+    your my me him them us who whom whose which what why how all any both each every either neither
+    some many much more most few fewer less least no not none one another other such only just also
+    even still already again then now later soon today yesterday tomorrow meanwhile however indeed
+    moreover furthermore nevertheless nonetheless instead otherwise thus therefore hence accordingly
+    fortunately unfortunately finally first second third last next among between into onto upon over
+    under within across along around against toward towards through throughout despite like unlike
+    according asked is are was were be been being has have had do does did will would shall should can
+    could may might must yes oh ok well please dear mr mrs ms sir madam let lets let's following
+    including given amid amidst via per re regarding concerning say says said asked told added""".split()
+)
+
+WEEKDAYS = frozenset("monday tuesday wednesday thursday friday saturday sunday".split())
+MONTHS = {
+    "january": 1, "february": 2, "march": 3, "april": 4, "may": 5, "june": 6, "july": 7, "august": 8,
+    "september": 9, "october": 10, "november": 11, "december": 12,
+    "jan": 1, "feb": 2, "mar": 3, "apr": 4, "jun": 6, "jul": 7, "aug": 8, "sep": 9, "sept": 9,
+    "oct": 10, "nov": 11, "dec": 12,
+}
+MONTH_RE = (
+    r"(?:Jan(?:uary|\.)?|Feb(?:ruary|\.)?|Mar(?:ch|\.)?|Apr(?:il|\.)?|May|June?|July?|Aug(?:ust|\.)?|"
+    r"Sept?(?:ember|\.)?|Oct(?:ober|\.)?|Nov(?:ember|\.)?|Dec(?:ember|\.)?)"
+)
+
+# --- tokens ---------------------------------------------------------------------------------------
+
+# a dotted acronym (U.S., D.C.), a word (letters, digits, inner apostrophes/hyphens/ampersand-free),
+# or one punctuation character
+TOKEN = re.compile(r"(?:[A-Za-z]\.){2,}|\w(?:[\w’'\-]*\w)?|[^\w\s]")
+
+OPEN_MARKS = "“\"‘«"
+QUOTE_CHARS = "“”\"«»"
+
+
+@dataclass(slots=True)
+class Tok:
+    text: str
+    start: int
+    end: int
+
+
+def tokens(text: str, start: int, end: int) -> list[Tok]:
+    return [Tok(m.group(), m.start(), m.end()) for m in TOKEN.finditer(text, start, end)]
+
+
+# --- sentences ------------------------------------------------------------------------------------
+
+_SENT_END = re.compile(r"[.!?…]+[”\"’')\]]*(?=\s+[“\"‘(\[]?[A-Z0-9])")
+
+
+def sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Sentence spans inside [start, end); abbreviations and initials do not end a sentence."""
+    out: list[tuple[int, int]] = []
+    s = start
+    for m in _SENT_END.finditer(text, start, end):
+        if text[m.start()] == ".":
+            # the word before the dot
+            j = m.start()
+            i = j
+            while i > start and (text[i - 1].isalpha() or text[i - 1] == "."):
+                i -= 1
+            word = text[i:j].lower()
+            if word in ABBREVIATIONS or len(word) == 1 or ("." in word and len(word) <= 5):
+                continue
+        e = m.end()
+        out.append((s, e))
+        s = e
+        while s < end and text[s].isspace():
+            s += 1
+    if s < end:
+        out.append((s, end))
+    return out
+
+
+# --- capitalised sequences ------------------------------------------------------------------------
+
+CONNECTORS = frozenset({"of", "for", "the", "and", "&", "de", "del", "della", "da", "di", "du", "van", "von", "der", "den", "bin", "ibn", "al", "el", "la", "le", "y", "on"})
+NAME_PARTICLE = re.compile(r"^(?:al|el|bin|ibn|de|van|von|da|di|le|la|du|abu|mc|mac)-?[A-Z]")
+ABBREV_TITLE = frozenset("mr mrs ms dr rep sen gov gen lt col sgt capt adm st rev prof jr sr mt ft".split())
+
+
+@dataclass(slots=True)
+class CapSeq:
+    """A run of capitalised words (with inner connectors), e.g. 'Center for Security Policy'."""
+
+    words: list[str]
+    start: int
+    end: int
+    sent_initial: bool  # the first word opens a sentence (or a quote, or the paragraph)
+    possessive: bool = False
+    in_quote: bool = False
+    word_spans: list[tuple[int, int]] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.words)
+
+
+def _is_cap(w: str) -> bool:
+    c = w[0]
+    return c.isupper() or (c.isdigit() and any(ch.isupper() for ch in w)) or bool(NAME_PARTICLE.match(w))
+
+
+def cap_sequences(text: str, start: int, end: int) -> list[CapSeq]:
+    """Runs of capitalised words in one paragraph. Possessive endings are split off and flagged."""
+    toks = tokens(text, start, end)
+    out: list[CapSeq] = []
+    n = len(toks)
+    i = 0
+    prev_boundary = True  # paragraph start counts as a sentence start
+    while i < n:
+        t = toks[i]
+        w = t.text
+        if not (w[0].isalnum() and _is_cap(w)):
+            prev_boundary = w in ".!?:;“\"‘—–-([…" or (w == "." )
+            if w[0].isalnum():
+                prev_boundary = False
+            i += 1
+            continue
+        sent_initial = prev_boundary
+        words: list[str] = []
+        spans: list[tuple[int, int]] = []
+        j = i
+        possessive = False
+        while j < n:
+            tw = toks[j].text
+            if tw[0].isalnum() and _is_cap(tw):
+                clean = tw
+                if clean.endswith(("’s", "'s")):
+                    clean = clean[:-2]
+                    possessive = True
+                elif clean.endswith(("s’", "s'")):
+                    clean = clean[:-1]
+                    possessive = True
+                words.append(clean)
+                spans.append((toks[j].start, toks[j].start + len(clean)))
+                if possessive:
+                    j += 1
+                    break
+                # an abbreviation's dot joins the next capitalised word (Rep. Andy Kim, Dominic M. Miller)
+                if (
+                    j + 2 < n
+                    and toks[j + 1].text == "."
+                    and toks[j + 1].start == toks[j].end
+                    and (tw.lower() in ABBREV_TITLE or (len(tw) == 1 and tw.isupper()))
+                    and _is_cap(toks[j + 2].text)
+                    and toks[j + 2].text[0].isalpha()
+                ):
+                    words[-1] = tw + "."
+                    spans[-1] = (toks[j].start, toks[j + 1].end)
+                    j += 2
+                    continue
+                j += 1
+                continue
+            # inner connector followed by a capitalised word
+            if (
+                words
+                and tw.lower() in CONNECTORS
+                and j + 1 < n
+                and toks[j + 1].text[0].isalpha()
+                and _is_cap(toks[j + 1].text)
+                and not (tw.lower() == "the" and toks[j + 1].text in ("The",))
+            ):
+                words.append(tw)
+                spans.append((toks[j].start, toks[j].end))
+                j += 1
+                continue
+            break
+        # trailing connectors never end a sequence (handled by construction)
+        seq = CapSeq(words, spans[0][0], spans[-1][1], sent_initial, possessive, False, spans)
+        out.append(seq)
+        prev_boundary = False
+        i = j
+    return out
+
+
+def is_upper_line(text: str, start: int, end: int) -> bool:
+    """A heading in capitals (TOUGH RACE FOR DEMOCRATIC NOMINATION)."""
+    letters = [c for c in text[start:end] if c.isalpha()]
+    return len(letters) >= 8 and sum(c.isupper() for c in letters) / len(letters) > 0.9
