@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
+import duckdb
 import httpx
 
 from flows.clean import EXTRACTOR_VERSION, Extractor, url_date
@@ -311,7 +312,7 @@ def read_warc_records(location: str, settings: Settings, source: str, hosts: lis
     from warcio.exceptions import ArchiveLoadFailed
 
     raw, close = _open_warc(location, settings)
-    stream = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw, _READ)  # type: ignore[arg-type,type-var]
+    stream = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw, _READ)  # type: ignore[type-var]
     wanted_hosts = {h.lower() for h in hosts}
     try:
         for record in _warc_records(stream, problems):
@@ -391,8 +392,12 @@ def _load_states(settings: Settings) -> dict[tuple[str, str], str]:
     path = Path(settings.warehouse)
     if not path.exists():
         return {}
-    with open_warehouse(settings.warehouse, wait=settings.busy_timeout) as con:
-        return {(r[0], r[1]): r[2] for r in con.execute("SELECT source, day, state FROM backfill_partitions").fetchall()}
+    with open_warehouse(settings.warehouse, read_only=True, wait=settings.busy_timeout) as con:
+        try:
+            rows = con.execute("SELECT source, day, state FROM backfill_partitions").fetchall()
+        except duckdb.CatalogException:  # a warehouse from before backfills existed
+            return {}
+        return {(r[0], r[1]): r[2] for r in rows}
 
 
 def _should_run(state: str | None, mode: str) -> bool:

@@ -247,7 +247,8 @@ def demo(
 
 
 backfill_app = typer.Typer(
-    help="Backfill a date range from sitemaps, WARC archives or stored pages (resumable, idempotent).",
+    help="Backfill a date range from sitemaps, WARC archives or stored pages (resumable, idempotent).\n\n"
+    "Example: newsdesk backfill --since 2020-01-01 --until 2020-01-31 --from warc --warc crawl.warc.gz",
     invoke_without_command=True,
     no_args_is_help=False,
 )
@@ -395,7 +396,8 @@ def backfill(
         raise InputError(str(exc)) from None
     if origin == "sitemap":
         _sources(settings.sources)
-    _ensure_writable(settings)
+    if not dry_run:
+        _ensure_writable(settings)
     summary = _run_backfill_flow(settings, request, settings.sources if origin == "sitemap" else None)
     if dry_run:
         columns = ["source", "day", "urls", "previous_state", "action"]
