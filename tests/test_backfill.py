@@ -207,7 +207,7 @@ def test_sitemap_backfill_filters_by_lastmod(tmp_path, records):
     pages = load_dated_pages()[:40]
     by_path: dict[str, bytes] = {}
     entries = []
-    for url, file, day in pages:
+    for _url, file, day in pages:
         path = "/p/" + str(len(by_path)) + ".html"
         by_path[path] = read_page(file)
         entries.append((path, day))
