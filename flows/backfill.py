@@ -45,6 +45,7 @@ from flows.sources import Source
 from transforms import TRANSFORM_VERSION
 from warehouse.connection import open_warehouse
 from warehouse.load import finish_run, start_run
+from warehouse.lock import run_lock
 
 __all__ = ["BackfillRequest", "PartitionPlan", "run_backfill", "plan_backfill", "BackfillError", "ORIGINS", "MODES",
            "read_warc_records"]
@@ -475,9 +476,21 @@ def _partition_row(plan: PartitionPlan, origin: str, state: str, run_id: str, co
 async def run_backfill(settings: Settings, request: BackfillRequest, sources: list[Source],
                        steps: Any = PLAIN_STEPS, run_id: str | None = None,
                        stop: Callable[[], bool] | None = None,
-                       progress: Callable[[str, dict[str, Any]], None] | None = None) -> BackfillReport:
-    """Plan partitions for the request, then work them (unless ``dry_run``), ``request.parallel`` at a time."""
+                       progress: Callable[[str, dict[str, Any]], None] | None = None,
+                       lock_wait: float = 6 * 3600.0) -> BackfillReport:
+    """Plan partitions for the request, then work them (unless ``dry_run``), ``request.parallel`` at a time.
+
+    A backfill waits (up to ``lock_wait``) for any other run on the warehouse to finish first."""
     request.validate()
+    if request.dry_run:
+        return await _run_backfill(settings, request, sources, steps, run_id, stop, progress)
+    with run_lock(settings.warehouse, lock_wait, f"backfill {run_id or ''}"):
+        return await _run_backfill(settings, request, sources, steps, run_id, stop, progress)
+
+
+async def _run_backfill(settings: Settings, request: BackfillRequest, sources: list[Source], steps: Any,
+                        run_id: str | None, stop: Callable[[], bool] | None,
+                        progress: Callable[[str, dict[str, Any]], None] | None) -> BackfillReport:
     report = BackfillReport(run_id or uuid.uuid4().hex)
     notify = progress or (lambda event, data: log.info("%s %s", event, data))
     items = await _collect(settings, request, sources, report)

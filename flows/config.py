@@ -51,7 +51,12 @@ class Settings:
     workers: int = 0  # extraction processes; 0 = one per core
     min_text_chars: int = 200
     extraction_mode: str = "precision"  # precision | balanced | recall
-    busy_timeout: float = 10.0  # seconds to wait for a busy warehouse
+    busy_timeout: float = 10.0  # seconds to wait for a busy warehouse (sql, small writes)
+    load_wait: float = 120.0  # seconds a loader keeps retrying a warehouse held by a reader
+    run_lock_wait: float = 0.0  # seconds an ingest waits for another run; 0 = skip (recorded) at once
+    failure_backoff: float = 300.0  # first wait after a source fails 3 times in a row; doubles, max a day
+    search_index: str = "after_run"  # after_run | maintenance: when the full-text index is rebuilt
+    prune_raw_days: int = 0  # maintenance drops stored raw bodies older than this; 0 keeps them
     config_file: str | None = field(default=None, compare=False)
 
     def with_overrides(self, **overrides: Any) -> Settings:
@@ -99,13 +104,16 @@ def _coerce(name: str, value: Any) -> Any:
 
 def _coerce_all(settings: Settings) -> Settings:
     values = {f.name: _coerce(f.name, getattr(settings, f.name)) for f in fields(Settings)}
+    if values["search_index"] not in {"after_run", "maintenance"}:
+        raise ConfigError("setting 'search_index' must be after_run or maintenance")
     if values["extraction_mode"] not in {"precision", "balanced", "recall"}:
         raise ConfigError("setting 'extraction_mode' must be precision, balanced or recall")
     for name in ("concurrency", "host_concurrency", "batch_size", "max_bytes"):
         if values[name] < 1:
             raise ConfigError(f"setting {name!r} must be at least 1")
     for name in ("max_retries", "max_redirects", "workers", "min_text_chars", "host_delay", "backoff_base",
-                 "retry_after_cap", "busy_timeout", "connect_timeout", "read_timeout", "request_deadline"):
+                 "retry_after_cap", "busy_timeout", "connect_timeout", "read_timeout", "request_deadline",
+                 "load_wait", "run_lock_wait", "failure_backoff", "prune_raw_days"):
         if values[name] < 0:
             raise ConfigError(f"setting {name!r} must not be negative")
     return Settings(**values)

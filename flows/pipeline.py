@@ -15,7 +15,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import polars as pl
@@ -27,7 +27,7 @@ from flows.fetch import TRANSIENT_OUTCOMES, Fetcher, FetchResult, HostPolicy, cl
 from flows.sources import Source
 from flows.urls import article_id, canonical_url, host_of
 from transforms.articles import EXTRACTED_SCHEMA, build_articles
-from warehouse.connection import open_warehouse
+from warehouse.connection import WarehouseBusy, open_warehouse
 from warehouse.load import (
     OUTCOME_SCHEMA,
     PAGE_SCHEMA,
@@ -35,9 +35,10 @@ from warehouse.load import (
     known_urls,
     load_batch,
     save_source_state,
-    source_validators,
     start_run,
 )
+from warehouse.lock import RunLockBusy, run_lock
+from warehouse.upkeep import load_spool, refresh_search_index, spool_batch, spool_run_record
 
 __all__ = ["IngestReport", "Planned", "Steps", "plan_candidates", "run_pipeline", "PLAIN_STEPS"]
 
@@ -258,8 +259,17 @@ def transform_batch(fetched: list[Fetched], extracted: list[dict[str, Any]], run
 
 
 def load_frames(settings: Settings, frames: BatchFrames) -> None:
-    with open_warehouse(settings.warehouse, wait=settings.busy_timeout) as con:
-        load_batch(con, frames.articles, frames.pages, frames.outcomes)
+    """Load one batch, waiting up to ``load_wait`` for a warehouse held by a reader. If it stays busy
+    the batch is spooled to disk (loaded by the next run, so nothing is fetched twice) and the run
+    fails with the reason."""
+    try:
+        with open_warehouse(settings.warehouse, wait=settings.load_wait) as con:
+            load_batch(con, frames.articles, frames.pages, frames.outcomes)
+    except WarehouseBusy:
+        where = spool_batch(settings.warehouse, {"articles": frames.articles, "pages": frames.pages,
+                                                 "outcomes": frames.outcomes})
+        raise WarehouseBusy(f"warehouse {settings.warehouse} stayed busy for {settings.load_wait:g}s; "
+                            f"the batch is kept in {where} and loads with the next run") from None
 
 
 # -- orchestration --------------------------------------------------------------------------------------
@@ -318,9 +328,12 @@ def _fill_policies(policies: dict[str, HostPolicy], settings: Settings) -> dict[
 
 async def run_pipeline(settings: Settings, sources: list[Source], steps: Any = PLAIN_STEPS,
                        run_id: str | None = None, flow_name: str = "ingest",
-                       progress: Callable[[str], None] | None = None) -> IngestReport:
+                       progress: Callable[[str], None] | None = None,
+                       lock_wait: float | None = None) -> IngestReport:
     """Run one ingest over ``sources`` into the configured warehouse and return its report.
 
+    Runs against one warehouse never overlap: when another run holds it longer than ``lock_wait``
+    (default ``settings.run_lock_wait``), this run is recorded as ``skipped`` and returns.
     Raises WarehouseError when the warehouse cannot be opened or written.
     """
     report = IngestReport(run_id or uuid.uuid4().hex)
@@ -328,11 +341,36 @@ async def run_pipeline(settings: Settings, sources: list[Source], steps: Any = P
     enabled = [s for s in sources if s.enabled]
     report.counts["sources"] = len(enabled)
     params = {"sources": [s.name for s in enabled], "warehouse": settings.warehouse}
-    with open_warehouse(settings.warehouse, wait=settings.busy_timeout) as con:
-        start_run(con, report.run_id, flow_name, report.started_at, params)
-        validators = source_validators(con)
+    wait = settings.run_lock_wait if lock_wait is None else lock_wait
     try:
-        await _ingest(settings, enabled, steps, report, validators, say)
+        with run_lock(settings.warehouse, wait, f"{flow_name} {report.run_id}"):
+            await _locked_run(settings, enabled, steps, report, params, flow_name, say)
+    except RunLockBusy as exc:
+        report.status, report.error, report.ended_at = "skipped", str(exc), datetime.now(UTC)
+        say(f"skipped: {exc}")
+        with open_warehouse(settings.warehouse, wait=settings.load_wait) as con:
+            start_run(con, report.run_id, flow_name, report.started_at, params)
+            finish_run(con, report.run_id, report.ended_at, "skipped", {}, {}, report.error)
+    return report
+
+
+async def _locked_run(settings: Settings, enabled: list[Source], steps: Any, report: IngestReport,
+                      params: dict[str, Any], flow_name: str, say: Callable[[str], None]) -> None:
+    with open_warehouse(settings.warehouse, wait=settings.load_wait) as con:
+        spooled = load_spool(con, settings.warehouse)
+        if spooled:
+            say(f"loaded {spooled} batch(es) kept from an earlier run")
+        start_run(con, report.run_id, flow_name, report.started_at, params)
+        state = source_health(con)
+    validators = {k: v for k, v in state.items()}
+    now = datetime.now(UTC)
+    resting = [s for s in enabled if (until := backoff_until(state.get(s.name), settings)) and until > now]
+    for s in resting:
+        say(f"source {s.name} is backing off after {state[s.name]['consecutive_failures']} failures in a row")
+    active = [s for s in enabled if s not in resting]
+    report.counts["backoff"] = len(resting)
+    try:
+        await _ingest(settings, active, steps, report, validators, say)
         report.status = "completed"
     except BaseException as exc:
         report.status = "failed"
@@ -341,16 +379,43 @@ async def run_pipeline(settings: Settings, sources: list[Source], steps: Any = P
     finally:
         report.ended_at = datetime.now(UTC)
         try:
-            with open_warehouse(settings.warehouse, wait=settings.busy_timeout) as con:
+            with open_warehouse(settings.warehouse, wait=settings.load_wait if report.status == "completed"
+                                else settings.busy_timeout) as con:
                 finish_run(con, report.run_id, report.ended_at, report.status, dict(report.counts),
                            dict(report.outcomes), report.error)
                 if report.sources:
                     save_source_state(con, report.sources)
+                if report.counts.get("loaded") and settings.search_index == "after_run":
+                    refresh_search_index(con)
         except Exception as exc:  # the run's own failure is more informative; keep it
             if report.status == "completed":
                 raise
-            log.warning("could not record the failed run: %s", exc)
-    return report
+            spool_run_record(settings.warehouse, {
+                "run_id": report.run_id, "flow": flow_name, "started_at": report.started_at,
+                "ended_at": report.ended_at, "status": report.status, "error": report.error})
+            log.warning("could not record the failed run in the warehouse (%s); it is spooled", exc)
+
+
+def source_health(con: Any) -> dict[str, dict[str, Any]]:
+    rows = con.execute(
+        "SELECT source, url, etag, last_modified, consecutive_failures, last_run_at FROM source_state"
+    ).fetchall()
+    return {r[0]: {"url": r[1], "etag": r[2], "last_modified": r[3], "consecutive_failures": r[4] or 0,
+                   "last_run_at": r[5]} for r in rows}
+
+
+FAILURES_BEFORE_BACKOFF = 3
+
+
+def backoff_until(state: dict[str, Any] | None, settings: Settings) -> datetime | None:
+    """When a failing source may be tried again: after 3 failures in a row, wait ``failure_backoff``,
+    doubling with each further failure, at most a day."""
+    if not state or state.get("consecutive_failures", 0) < FAILURES_BEFORE_BACKOFF or not state.get("last_run_at"):
+        return None
+    extra = state["consecutive_failures"] - FAILURES_BEFORE_BACKOFF
+    delay = min(settings.failure_backoff * (2**extra), 86400.0)
+    last: datetime = state["last_run_at"]
+    return last + timedelta(seconds=delay)
 
 
 def triage(settings: Settings, planned: list[Planned], report: IngestReport, retry_outcomes: frozenset[str],
