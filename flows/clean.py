@@ -8,21 +8,33 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
 import json
 import logging
 import multiprocessing
 import os
 import re
+import signal
+import threading
 import zlib
-from concurrent.futures import Executor, ProcessPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
 from importlib.metadata import version
 from typing import Any
 
-__all__ = ["EXTRACTOR", "EXTRACTOR_VERSION", "decode_html", "extract_page", "extract_chunk", "Extractor"]
+__all__ = ["EXTRACTOR", "EXTRACTOR_VERSION", "decode_html", "extract_page", "extract_chunk", "Extractor",
+           "extract_chunk_guarded", "PageTimeout", "MAX_HTML_BYTES", "MAX_HTML_TAGS", "PAGE_TIME_LIMIT"]
 
 EXTRACTOR = "trafilatura"
 EXTRACTOR_VERSION = version("trafilatura")
+
+# bounds on one page's extraction: pages past them are recorded as extract_error, never parsed
+MAX_HTML_BYTES = 8 * 1024 * 1024  # a news article is rarely over 2 MB; 20 MB one-liners are attacks
+MAX_HTML_TAGS = 250_000  # '<' count; extraction time grows with elements (a million take about a minute)
+PAGE_TIME_LIMIT = 30.0  # seconds per page (SIGALRM in the worker); a worker stuck in C is killed later
+HARD_GRACE = 60.0  # beyond the per-page limits, before a chunk's worker is deemed hung and the pool killed
 
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_\-:.]+)""", re.I)
 _HEADER_CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9_\-:.]+)", re.I)
@@ -125,6 +137,13 @@ def extract_page(item: dict[str, Any], mode: str = "precision") -> dict[str, Any
     out["encoding"] = encoding
     out["body_gz"] = zlib.compress(body, 6)
     page_url = item.get("final_url") or item["url"]
+    if len(body) > MAX_HTML_BYTES:
+        out["extract_error"] = f"page too large to extract: {len(body)} bytes (cap {MAX_HTML_BYTES})"
+        return out
+    tags = body.count(b"<")
+    if tags > MAX_HTML_TAGS:
+        out["extract_error"] = f"page has too many elements to extract: {tags} tags (cap {MAX_HTML_TAGS})"
+        return out
     today = datetime.now(UTC).strftime("%Y-%m-%d")
     date_params = {"extensive_search": False, "original_date": True, "max_date": today,
                    "deferred_url_extractor": True}
@@ -139,7 +158,7 @@ def extract_page(item: dict[str, Any], mode: str = "precision") -> dict[str, Any
             favor_recall=mode == "recall",
             date_extraction_params=date_params,
         )
-    except Exception as exc:  # trafilatura raised on a hostile page: recorded, not fatal
+    except Exception as exc:  # trafilatura raised on a hostile page (RecursionError, lxml errors): recorded, not fatal
         out["extract_error"] = f"{type(exc).__name__}: {exc}"[:300]
         return out
     if doc is None:
@@ -192,38 +211,172 @@ def _warm() -> None:
     import trafilatura  # noqa: F401
 
 
-class Extractor:
-    """A process pool for extraction; ``workers=1`` runs in-process (no pool)."""
+class PageTimeout(BaseException):  # noqa: N818 - BaseException so library code's "except Exception" cannot swallow it
+    """A page's extraction ran past its time limit."""
 
-    def __init__(self, workers: int, mode: str = "precision") -> None:
+
+def _on_alarm(signum: int, frame: object) -> None:
+    raise PageTimeout
+
+
+def _failed_row(item: dict[str, Any], error: str) -> dict[str, Any]:
+    """What ``extract_page`` returns for a page it could not extract (the raw page is still kept)."""
+    return {"url": item["url"], "extract_error": error[:300], "encoding": None,
+            "body_gz": zlib.compress(item.get("body") or b"", 1)}
+
+
+def _extract_limited(item: dict[str, Any], mode: str, time_limit: float) -> dict[str, Any]:
+    """``extract_page`` under a per-page time limit (a SIGALRM timer, when running on a process's main
+    thread with no other SIGALRM handler); any escaping error becomes the page's extract_error."""
+    use_timer = (
+        time_limit > 0
+        and hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, signal.SIG_IGN, None)
+    )
+    previous: Any = None
+    if use_timer:
+        previous = signal.signal(signal.SIGALRM, _on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, time_limit)
+    try:
+        return extract_page(item, mode)
+    except PageTimeout:
+        return _failed_row(item, f"extraction took over {time_limit:g}s")
+    except Exception as exc:  # outside trafilatura (decoding, date search): recorded, not fatal
+        return _failed_row(item, f"{type(exc).__name__}: {exc}")
+    finally:
+        if use_timer:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+
+def extract_chunk_guarded(items: list[dict[str, Any]], mode: str = "precision",
+                          time_limit: float = PAGE_TIME_LIMIT) -> list[dict[str, Any]]:
+    """The pool's task: every page bounded in time and size, one row per page whatever happens."""
+    rows = []
+    for item in items:
+        try:
+            rows.append(_extract_limited(item, mode, time_limit))
+        except PageTimeout:  # the alarm fired between the page's end and the timer's reset
+            rows.append(_failed_row(item, f"extraction took over {time_limit:g}s"))
+    return rows
+
+
+ChunkFunc = Callable[[list[dict[str, Any]], str, float], list[dict[str, Any]]]
+
+
+def _kill(pool: ProcessPoolExecutor) -> None:
+    for proc in list(getattr(pool, "_processes", {}).values()):  # no public way to stop a busy worker
+        with contextlib.suppress(OSError, AttributeError):
+            proc.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+class Extractor:
+    """A process pool for extraction; ``workers=1`` runs in-process (no pool).
+
+    Each page is bounded: size and element caps before parsing, ``page_timeout`` seconds of extraction
+    (SIGALRM in the worker). A worker that dies (segfault, OOM kill) or hangs in C past the per-page
+    limits plus ``hard_grace`` is replaced; the pages of the chunks it took down are retried once, one
+    at a time in a separate single-worker pool, so a page that kills its worker again is recorded as
+    ``extract_error`` and the pages innocently caught with it are extracted. ``chunk_func`` replaces the
+    task run in the workers (tests use it to crash a worker on purpose).
+    """
+
+    def __init__(self, workers: int, mode: str = "precision", *, page_timeout: float = PAGE_TIME_LIMIT,
+                 hard_grace: float = HARD_GRACE, chunk_func: ChunkFunc | None = None) -> None:
         self.workers = max(1, workers)
         self.mode = mode
-        self._pool: Executor | None = None
+        self.page_timeout = page_timeout
+        self.hard_grace = hard_grace
+        self._chunk_func: ChunkFunc = chunk_func or extract_chunk_guarded
+        self._pool: ProcessPoolExecutor | None = None
+        self._solo: ProcessPoolExecutor | None = None  # the retry pool: one worker, one page at a time
+        self.replaced = 0  # pools replaced because a worker died or hung
 
-    def _get_pool(self) -> Executor | None:
+    @staticmethod
+    def _new_pool(workers: int) -> ProcessPoolExecutor:
+        ctx = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
+        return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_warm)
+
+    def _get_pool(self) -> ProcessPoolExecutor | None:
         if self.workers == 1:
             return None
         if self._pool is None:
-            ctx = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_warm)
+            self._pool = self._new_pool(self.workers)
         return self._pool
+
+    def _discard(self, pool: ProcessPoolExecutor, kill: bool) -> None:
+        if kill:
+            _kill(pool)
+        else:
+            pool.shutdown(wait=False, cancel_futures=True)
+        if self._pool is pool:
+            self._pool = None
+            self.replaced += 1
+        if self._solo is pool:
+            self._solo = None
+            self.replaced += 1
+
+    def _hard_limit(self, pages: int) -> float:
+        return self.page_timeout * pages + self.hard_grace if self.page_timeout > 0 else self.hard_grace * pages
 
     async def extract(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if not items:
             return []
         pool = self._get_pool()
         if pool is None:
-            return extract_chunk(items, self.mode)
-        loop = asyncio.get_running_loop()
+            return self._chunk_func(items, self.mode, self.page_timeout)
         size = max(1, -(-len(items) // (self.workers * 2)))
         chunks = [items[i : i + size] for i in range(0, len(items), size)]
-        results = await asyncio.gather(*(loop.run_in_executor(pool, extract_chunk, c, self.mode) for c in chunks))
+        running = asyncio.Semaphore(self.workers)  # a submitted chunk starts at once: its watchdog is fair
+        solo_lock = asyncio.Lock()
+        results = await asyncio.gather(*(self._run_chunk(c, running, solo_lock) for c in chunks))
         return [row for chunk in results for row in chunk]
 
+    async def _run_chunk(self, chunk: list[dict[str, Any]], running: asyncio.Semaphore,
+                         solo_lock: asyncio.Lock) -> list[dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        async with running:
+            pool = self._get_pool()
+            assert pool is not None
+            try:
+                future = loop.run_in_executor(pool, self._chunk_func, chunk, self.mode, self.page_timeout)
+                return await asyncio.wait_for(future, self._hard_limit(len(chunk)))
+            except BrokenProcessPool:
+                reason = "an extraction worker died"
+                self._discard(pool, kill=False)
+            except TimeoutError:
+                reason = "an extraction worker hung"
+                self._discard(pool, kill=True)
+        async with solo_lock:
+            return await self._retry_alone(chunk, reason)
+
+    async def _retry_alone(self, chunk: list[dict[str, Any]], reason: str) -> list[dict[str, Any]]:
+        """The one retry of a lost chunk: page by page in a one-worker pool, so a page that kills or hangs
+        its worker again is identified and recorded, and only it."""
+        loop = asyncio.get_running_loop()
+        rows: list[dict[str, Any]] = []
+        for item in chunk:
+            if self._solo is None:
+                self._solo = self._new_pool(1)
+            solo = self._solo
+            try:
+                future = loop.run_in_executor(solo, self._chunk_func, [item], self.mode, self.page_timeout)
+                rows.extend(await asyncio.wait_for(future, self._hard_limit(1)))
+            except BrokenProcessPool:
+                self._discard(solo, kill=False)
+                rows.append(_failed_row(item, f"{reason}; retried alone, its worker died again"))
+            except TimeoutError:
+                self._discard(solo, kill=True)
+                rows.append(_failed_row(item, f"{reason}; retried alone, its worker hung again"))
+        return rows
+
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        for pool in (self._pool, self._solo):
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+        self._pool = self._solo = None
 
     def __enter__(self) -> Extractor:
         return self

@@ -322,7 +322,7 @@ def _run_backfill_flow(settings: Settings, request: dict[str, Any], sources_file
             ingest_module._PROGRESS_HOOKS.append(progress)
             try:
                 state: Any = asyncio.run(ingest_module.backfill_flow(  # type: ignore[arg-type]
-                    dataclasses.asdict(settings), request, sources_file, return_state=True))
+                    request, dataclasses.asdict(settings), sources_file, return_state=True))
             finally:
                 ingest_module._PROGRESS_HOOKS.remove(progress)
     finally:
@@ -469,6 +469,171 @@ def _ensure_writable(settings: Settings, must_exist: bool = False) -> None:
             pass
     except WarehouseError as exc:
         raise WorkError(str(exc)) from None
+
+
+@app.command()
+def serve(
+    sources: SourcesOpt = None,
+    warehouse: WarehouseOpt = None,
+    allow_host: AllowHostOpt = None,
+    config: ConfigOpt = None,
+    limit: Annotated[int, typer.Option("--limit", help="Flow runs executed at once by this process.")] = 2,
+) -> None:
+    """Serve the scheduled deployments (ingest per source, daily maintenance, backfill on demand)
+    until stopped with Ctrl-C or SIGTERM. Needs a Prefect server: set PREFECT_API_URL.
+
+    Example: PREFECT_API_URL=http://127.0.0.1:4200/api newsdesk serve --sources seeds/sources.csv
+    """
+    if not os.environ.get("PREFECT_API_URL"):
+        raise InputError("serve needs a Prefect server: start one with `prefect server start` and set "
+                         "PREFECT_API_URL=http://127.0.0.1:4200/api")
+    if limit < 1:
+        raise InputError("--limit must be at least 1")
+    settings = _settings(config, warehouse=warehouse, sources=sources, allow_hosts=tuple(allow_host or ()))
+    configured = _sources(settings.sources)
+    _ensure_writable(settings)
+    prepare_prefect_env()
+    from flows.serve import serve_deployments
+
+    enabled = [s for s in configured if s.enabled]
+    _err(f"newsdesk serve: {len(enabled)} source schedule(s), daily maintenance, backfill on demand "
+         f"(limit {limit} runs at once); Ctrl-C to stop")
+    serve_deployments(settings, settings.sources, limit)
+    _err("newsdesk serve: stopped; schedules stay active for the next start")
+
+
+@app.command()
+def status(
+    sources: SourcesOpt = None,
+    warehouse: WarehouseOpt = None,
+    config: ConfigOpt = None,
+    fmt: FormatOpt = None,
+) -> None:
+    """Per-source health: last run, next run, articles in the last 24 h, failures by reason, backoff.
+
+    Example: newsdesk status --format json
+    """
+    from flows.health import source_status
+    from warehouse import WarehouseError
+
+    out_format = _fmt(fmt)
+    settings = _settings(config, warehouse=warehouse, sources=sources)
+    configured = _sources(settings.sources)
+    try:
+        columns, rows = source_status(settings, configured)
+    except WarehouseError as exc:
+        raise WorkError(str(exc)) from None
+    render(columns, rows, out_format)
+
+
+@app.command()
+def search(
+    text: Annotated[str, typer.Argument(help="Words to look for in titles and text.")],
+    source: Annotated[list[str] | None, typer.Option("--source", help="Only this source (repeatable).")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Published on or after (YYYY-MM-DD).")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Published on or before (YYYY-MM-DD).")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="Results to show.")] = 10,
+    warehouse: WarehouseOpt = None,
+    config: ConfigOpt = None,
+    fmt: FormatOpt = None,
+) -> None:
+    """Full-text search (BM25) over article titles and text, with snippets.
+
+    Example: newsdesk search "port strike" --since 2024-01-01 --limit 5
+    """
+    import duckdb
+
+    from warehouse import WarehouseError, open_warehouse
+    from warehouse.upkeep import has_search_index
+    from warehouse.upkeep import search as run_search
+
+    out_format = _fmt(fmt)
+    settings = _settings(config, warehouse=warehouse)
+    start = _parse_day(since, "--since") if since else None
+    end = _parse_day(until, "--until") if until else None
+    if limit < 1:
+        raise InputError("--limit must be at least 1")
+    try:
+        with open_warehouse(settings.warehouse, read_only=True, wait=settings.busy_timeout) as con:
+            if not has_search_index(con):
+                raise WorkError("the search index is not built yet; run `newsdesk maintenance` (or an ingest)")
+            try:
+                columns, rows = run_search(con, text, list(source or []), start, end, limit)
+            except duckdb.Error as exc:
+                raise WorkError(f"search failed: {str(exc).splitlines()[0]}") from None
+    except WarehouseError as exc:
+        raise WorkError(str(exc)) from None
+    render(columns, rows, out_format)
+
+
+@app.command()
+def export(
+    directory: Annotated[str, typer.Argument(help="Folder to write to (created if missing).")],
+    export_format: Annotated[str, typer.Option("--format", "-f", help="Only parquet for now.")] = "parquet",
+    table: Annotated[str, typer.Option("--table", help="Table to export.")] = "articles",
+    warehouse: WarehouseOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Export a table as Parquet, partitioned by publication day, for tools that read files.
+
+    Example: newsdesk export --format parquet exports/
+    """
+    import duckdb
+
+    from warehouse import WarehouseError, open_warehouse
+
+    if export_format != "parquet":
+        raise InputError("--format must be parquet")
+    allowed = {"articles": "published_date", "url_outcomes": "CAST(updated_at AS DATE)",
+               "pages": "CAST(fetched_at AS DATE)", "runs": "CAST(started_at AS DATE)"}
+    if table not in allowed:
+        raise InputError(f"--table must be one of {', '.join(allowed)}")
+    settings = _settings(config, warehouse=warehouse)
+    target = Path(directory)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WorkError(f"cannot create {target}: {exc.strerror}") from None
+    try:
+        with open_warehouse(settings.warehouse, read_only=True, wait=settings.busy_timeout) as con:
+            day = allowed[table]
+            path = str(target / table).replace("'", "''")
+            try:
+                con.execute(f"COPY (SELECT *, coalesce(CAST({day} AS VARCHAR), 'undated') AS day FROM {table}) "
+                            f"TO '{path}' (FORMAT parquet, PARTITION_BY (day), OVERWRITE_OR_IGNORE)")
+                count = con.execute(f"SELECT count(*) FROM {table}").fetchone()
+            except duckdb.Error as exc:
+                raise WorkError(f"export failed: {str(exc).splitlines()[0]}") from None
+    except WarehouseError as exc:
+        raise WorkError(str(exc)) from None
+    _err(f"exported {count[0] if count else 0} rows of {table} to {target / table}/day=*/")
+
+
+@app.command()
+def maintenance(
+    warehouse: WarehouseOpt = None,
+    config: ConfigOpt = None,
+    fmt: FormatOpt = None,
+) -> None:
+    """Run the daily upkeep now: spooled batches, pruning, search index, statistics, checkpoint.
+
+    Example: newsdesk maintenance
+    """
+    from warehouse import WarehouseError
+    from warehouse.lock import RunLockBusy, run_lock
+    from warehouse.upkeep import maintain
+
+    out_format = _fmt(fmt)
+    settings = _settings(config, warehouse=warehouse)
+    _ensure_writable(settings, must_exist=True)
+    try:
+        with run_lock(settings.warehouse, settings.busy_timeout, "maintenance"):
+            report = maintain(settings.warehouse, settings.prune_raw_days, wait=settings.load_wait)
+    except RunLockBusy as exc:
+        raise WorkError(f"warehouse is busy: {exc}") from None
+    except WarehouseError as exc:
+        raise WorkError(str(exc)) from None
+    render(list(report), [list(report.values())], out_format)
 
 
 # -- entry point ----------------------------------------------------------------------------------------

@@ -53,7 +53,7 @@ class Settings:
     extraction_mode: str = "precision"  # precision | balanced | recall
     busy_timeout: float = 10.0  # seconds to wait for a busy warehouse (sql, small writes)
     load_wait: float = 120.0  # seconds a loader keeps retrying a warehouse held by a reader
-    run_lock_wait: float = 0.0  # seconds an ingest waits for another run; 0 = skip (recorded) at once
+    run_lock_wait: float = 60.0  # seconds an ingest waits for another run before it is skipped (recorded)
     failure_backoff: float = 300.0  # first wait after a source fails 3 times in a row; doubles, max a day
     search_index: str = "after_run"  # after_run | maintenance: when the full-text index is rebuilt
     prune_raw_days: int = 0  # maintenance drops stored raw bodies older than this; 0 keeps them

@@ -240,6 +240,17 @@ def _declared_too_large(declared: str | None, limit: int) -> bool:
     return int(declared) > limit + limit // 64 + 65536
 
 
+_LOCATION = "x-newsdesk-location"
+
+
+async def _stash_location(response: httpx.Response) -> None:
+    """Move Location aside before httpx looks at it: even with redirects off, httpx builds the next
+    request from it and raises on hostile values (``data:``, broken URLs). We judge it ourselves."""
+    if "location" in response.headers:
+        response.headers[_LOCATION] = response.headers["location"]
+        del response.headers["location"]
+
+
 def looks_binary(body: bytes) -> bool:
     head = body[:16]
     return any(head.startswith(m) for m in _BINARY_MAGIC)
@@ -279,6 +290,7 @@ class Fetcher:
             # proxies from the environment would get their own, unguarded transports
             trust_env=False,
             follow_redirects=False,
+            event_hooks={"response": [_stash_location]},
             timeout=httpx.Timeout(s.read_timeout, connect=s.connect_timeout),
             headers={
                 "User-Agent": s.user_agent,
@@ -358,8 +370,8 @@ class Fetcher:
                 state.delay = max(state.delay, min(float(crawl_delay), self.settings.retry_after_cap))
         elif result.status is not None and 400 <= result.status < 500:
             state.robots = None  # no robots.txt: everything allowed
-        elif result.outcome in ("blocked_address",):
-            state.robots = None  # the page fetch will be refused with the right outcome
+        elif result.outcome in ("blocked_address", "tls_error", "bad_url"):
+            state.robots = None  # the page fetch fails too, and is recorded with the right outcome
         else:
             state.robots_error = result.outcome
             state.robots_loaded = result.outcome != "host_backoff"
@@ -497,7 +509,7 @@ class Fetcher:
                 headers["retry-after"] = response.headers["retry-after"]
             base = FetchResult(url, str(response.url), "ok", status, "", headers=headers)
             if status in (301, 302, 303, 307, 308):
-                location = response.headers.get("location")
+                location = response.headers.get(_LOCATION)
                 if not location:
                     base.outcome, base.detail = f"http_{status}", "redirect without Location"
                     return base

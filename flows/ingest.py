@@ -7,15 +7,17 @@ never one task per URL.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.runtime import flow_run
+from prefect.runtime import deployment, flow_run
 
 from flows import pipeline
-from flows.config import Settings
+from flows.config import Settings, load_settings
 from flows.sources import read_sources
+from warehouse.connection import open_warehouse
 
 __all__ = ["ingest_flow", "PREFECT_STEPS"]
 
@@ -34,15 +36,45 @@ class PrefectSteps:
 PREFECT_STEPS = PrefectSteps()
 
 
+def _settings(settings: dict[str, Any] | None) -> Settings:
+    """Settings passed by the caller, or (for deployment runs) the worker's own layered settings."""
+    return Settings(**settings) if settings else load_settings()
+
+
+def _caught_up(config: Settings, only: list[str]) -> bool:
+    """True when a scheduled run is late and a later run already covered its sources, so a backlog of
+    late runs (after ``serve`` was down) turns into one catching-up run and quick skips."""
+    scheduled = flow_run.get_scheduled_start_time()
+    if not only or scheduled is None or not deployment.get_id() or not Path(config.warehouse).exists():
+        return False
+    with open_warehouse(config.warehouse, wait=config.load_wait) as con:
+        rows = con.execute("SELECT source, last_run_at FROM source_state WHERE list_contains(?, source)",
+                           [only]).fetchall()
+    last = {r[0]: r[1] for r in rows}
+    return all(last.get(name) is not None and last[name] >= scheduled for name in only)
+
+
 @flow(name="ingest", persist_result=False, validate_parameters=False)
-async def ingest_flow(settings: dict[str, Any], sources_file: str | None = None) -> dict[str, Any]:
-    """Discover, fetch, clean, transform and load every enabled source once; returns the run's counts."""
+async def ingest_flow(settings: dict[str, Any] | None = None, sources_file: str | None = None,
+                      only: list[str] | None = None) -> dict[str, Any]:
+    """Discover, fetch, clean, transform and load every enabled source once (or only the named
+    sources); returns the run's counts."""
     logger = get_run_logger()
-    config = Settings(**settings)
+    config = _settings(settings)
     sources = read_sources(sources_file or config.sources)
+    if only:
+        sources = [s for s in sources if s.name in set(only)]
     run_id = flow_run.get_id() or None
+    if only and _caught_up(config, only):
+        logger.info("sources %s were ingested after this run was due; nothing to catch up", ", ".join(only))
+        pipeline.record_run(config, run_id or "", "ingest", "caught_up", {"sources": only},
+                            "a later run already covered these sources")
+        return {"run_id": run_id, "status": "caught_up", "loaded": 0}
     report = await pipeline.run_pipeline(config, sources, steps=PREFECT_STEPS, run_id=run_id, progress=logger.info)
     summary = report.summary()
+    if report.status == "skipped":
+        logger.info("run skipped: %s", report.error)
+        return summary
     logger.info(
         "run %s: %d discovered, %d known, %d fetched, %d loaded, %d duplicates, %d failed",
         summary["run_id"], summary["discovered"], summary["known"], summary["fetched"], summary["loaded"],
@@ -51,15 +83,30 @@ async def ingest_flow(settings: dict[str, Any], sources_file: str | None = None)
     return summary
 
 
+@flow(name="maintenance", persist_result=False, validate_parameters=False)
+def maintenance_flow(settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Daily upkeep: load spooled batches, prune old raw bodies if configured, rebuild the search
+    index, refresh statistics, checkpoint."""
+    from warehouse.lock import run_lock
+    from warehouse.upkeep import maintain
+
+    config = _settings(settings)
+    with run_lock(config.warehouse, 3600.0, "maintenance"):
+        report = maintain(config.warehouse, config.prune_raw_days, wait=config.load_wait)
+    get_run_logger().info("maintenance: %s", report)
+    return report
+
+
 @flow(name="backfill", persist_result=False, validate_parameters=False)
-async def backfill_flow(settings: dict[str, Any], request: dict[str, Any], sources_file: str | None = None) -> dict[str, Any]:
+async def backfill_flow(request: dict[str, Any], settings: dict[str, Any] | None = None,
+                        sources_file: str | None = None) -> dict[str, Any]:
     """Backfill a date range from sitemaps, WARC archives or stored pages; returns counts and partitions."""
     from datetime import date
 
     from flows.backfill import STOP, BackfillRequest, run_backfill
 
     logger = get_run_logger()
-    config = Settings(**settings)
+    config = _settings(settings)
     fields = dict(request)
     fields["since"] = date.fromisoformat(str(fields["since"]))
     fields["until"] = date.fromisoformat(str(fields["until"]))

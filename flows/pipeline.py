@@ -348,10 +348,18 @@ async def run_pipeline(settings: Settings, sources: list[Source], steps: Any = P
     except RunLockBusy as exc:
         report.status, report.error, report.ended_at = "skipped", str(exc), datetime.now(UTC)
         say(f"skipped: {exc}")
-        with open_warehouse(settings.warehouse, wait=settings.load_wait) as con:
-            start_run(con, report.run_id, flow_name, report.started_at, params)
-            finish_run(con, report.run_id, report.ended_at, "skipped", {}, {}, report.error)
+        record_run(settings, report.run_id, flow_name, "skipped", params, report.error, report.started_at)
     return report
+
+
+def record_run(settings: Settings, run_id: str, flow_name: str, status: str, params: dict[str, Any],
+               reason: str | None, started_at: datetime | None = None) -> None:
+    """A run that did no work (skipped, caught up) still leaves its row."""
+    started = started_at or datetime.now(UTC)
+    rid = run_id or uuid.uuid4().hex
+    with open_warehouse(settings.warehouse, wait=settings.load_wait) as con:
+        start_run(con, rid, flow_name, started, params)
+        finish_run(con, rid, datetime.now(UTC), status, {}, {}, reason)
 
 
 async def _locked_run(settings: Settings, enabled: list[Source], steps: Any, report: IngestReport,

@@ -10,6 +10,7 @@ article template when that file exists.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import html
 import os
 import threading
@@ -166,7 +167,7 @@ class SiteHandler:
         self.base = base
         return self
 
-    def __call__(self, raw_path: str, headers: dict[str, str]) -> Response:
+    def __call__(self, raw_path: str, headers_in: dict[str, str]) -> Response:
         with self._lock:
             self.requests.append(raw_path)
         path = unquote(urlsplit(raw_path).path)
@@ -187,7 +188,13 @@ class SiteHandler:
             data = data.replace(b"{{BASE}}", self.base.encode())
         elif suffix == ".gz":
             data = gzip.compress(gzip.decompress(data).replace(b"{{BASE}}", self.base.encode()), 6, mtime=0)
-        return Response(200, data, {"Content-Type": _TYPES.get(suffix, "application/octet-stream")})
+        headers = {"Content-Type": _TYPES.get(suffix, "application/octet-stream")}
+        if suffix in (".xml", ".gz", ".txt"):  # feeds and lists answer conditional requests
+            etag = '"' + hashlib.sha256(data).hexdigest()[:20] + '"'
+            headers["ETag"] = etag
+            if headers_in.get("if-none-match") == etag:
+                return Response(304, b"", {"ETag": etag})
+        return Response(200, data, headers)
 
 
 def serve_site(root: Path = SITE_DIR) -> tuple[LoopbackServer, SiteHandler]:

@@ -18,7 +18,9 @@ DEFAULT_SCHEDULE = "*/30 * * * *"
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _INTERVAL_RE = re.compile(r"^(\d+)\s*(s|m|h|d)$")
-_MACROS = {"@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually", "@midnight"}
+_MACRO_CRON = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@weekly": "0 0 * * 0",
+               "@monthly": "0 0 1 * *", "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *"}
+_MACROS = set(_MACRO_CRON)
 
 
 class SourceError(ValueError):
@@ -35,6 +37,13 @@ class Source:
     concurrency: int | None = None
     delay: float | None = None
     line: int = 0
+
+    @property
+    def cron(self) -> str | None:
+        """The schedule as a 5-field cron expression (macros expanded); None for intervals."""
+        if self.interval_seconds is not None:
+            return None
+        return _MACRO_CRON.get(self.schedule, self.schedule)
 
     @property
     def interval_seconds(self) -> int | None:
