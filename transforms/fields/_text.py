@@ -28,16 +28,20 @@ def paragraphs(text: str) -> list[tuple[int, int]]:
     return out
 
 
+def wordset(words: str) -> frozenset[str]:
+    """A frozenset of the whitespace-separated words in `words`."""
+    return frozenset(words.split())
+
+
 # --- closed-class vocabularies --------------------------------------------------------------------
 
-ABBREVIATIONS = frozenset(
+ABBREVIATIONS = wordset(
     "mr mrs ms dr rep sen gov gen lt col sgt capt adm st rev prof jr sr mt ft no vs co inc corp ltd "
-    "jan feb mar apr jun jul aug sep sept oct nov dec u.s dept est approx fig".split()
+    "jan feb mar apr jun jul aug sep sept oct nov dec u.s dept est approx fig"
 )
 
 # sentence-initial words that are not names even though they are capitalised
-FUNCTION_WORDS = frozenset(
-    """a an the and or but nor so yet for of in on at by to from with without about above below after
+FUNCTION_WORDS = wordset("""a an the and or but nor so yet for of in on at by to from with without about above below after
     before during since until while when whenever where wherever whereas if unless although though as
     because than that this these those there here it its it's he she they we i you his her their our
     your my me him them us who whom whose which what why how all any both each every either neither
@@ -48,10 +52,9 @@ FUNCTION_WORDS = frozenset(
     under within across along around against toward towards through throughout despite like unlike
     according asked is are was were be been being has have had do does did will would shall should can
     could may might must yes oh ok well please dear mr mrs ms sir madam let lets let's following
-    including given amid amidst via per re regarding concerning say says said asked told added""".split()
-)
+    including given amid amidst via per re regarding concerning say says said asked told added""")
 
-WEEKDAYS = frozenset("monday tuesday wednesday thursday friday saturday sunday".split())
+WEEKDAYS = wordset("monday tuesday wednesday thursday friday saturday sunday")
 MONTHS = {
     "january": 1, "february": 2, "march": 3, "april": 4, "may": 5, "june": 6, "july": 7, "august": 8,
     "september": 9, "october": 10, "november": 11, "december": 12,
@@ -73,15 +76,21 @@ OPEN_MARKS = "“\"‘«"
 QUOTE_CHARS = "“”\"«»"
 
 
-@dataclass(slots=True)
 class Tok:
-    text: str
-    start: int
-    end: int
+    """A token: text and offsets (a light object; many are made per article)."""
+
+    __slots__ = ("text", "start", "end")
+
+    def __init__(self, m: re.Match[str]) -> None:
+        self.text = m.group()
+        self.start, self.end = m.span()
 
 
 def tokens(text: str, start: int, end: int) -> list[Tok]:
-    return [Tok(m.group(), m.start(), m.end()) for m in TOKEN.finditer(text, start, end)]
+    return list(map(Tok, TOKEN.finditer(text, start, end)))
+
+
+_HAS_CAP = re.compile(r"[A-Z]")
 
 
 # --- sentences ------------------------------------------------------------------------------------
@@ -117,7 +126,7 @@ def sentences(text: str, start: int, end: int) -> list[tuple[int, int]]:
 
 CONNECTORS = frozenset({"of", "for", "the", "and", "&", "de", "del", "della", "da", "di", "du", "van", "von", "der", "den", "bin", "ibn", "al", "el", "la", "le", "y", "on"})
 NAME_PARTICLE = re.compile(r"^(?:al|el|bin|ibn|de|van|von|da|di|le|la|du|abu|mc|mac)-?[A-Z]")
-ABBREV_TITLE = frozenset("mr mrs ms dr rep sen gov gen lt col sgt capt adm st rev prof jr sr mt ft".split())
+ABBREV_TITLE = wordset("mr mrs ms dr rep sen gov gen lt col sgt capt adm st rev prof jr sr mt ft")
 
 
 @dataclass(slots=True)
@@ -139,7 +148,11 @@ class CapSeq:
 
 def _is_cap(w: str) -> bool:
     c = w[0]
-    return c.isupper() or (c.isdigit() and any(ch.isupper() for ch in w)) or bool(NAME_PARTICLE.match(w))
+    if c.isupper():
+        return True
+    if c.islower() and "-" not in w:
+        return False
+    return (c.isdigit() and any(ch.isupper() for ch in w)) or bool(NAME_PARTICLE.match(w))
 
 
 def cap_sequences(text: str, start: int, end: int) -> list[CapSeq]:
@@ -152,7 +165,12 @@ def cap_sequences(text: str, start: int, end: int) -> list[CapSeq]:
     while i < n:
         t = toks[i]
         w = t.text
-        if not (w[0].isalnum() and _is_cap(w)):
+        c0 = w[0]
+        if c0.islower() and "-" not in w:
+            prev_boundary = False
+            i += 1
+            continue
+        if not (c0.isalnum() and _is_cap(w)):
             prev_boundary = w in ".!?:;“\"‘—–-([…" or (w == "." )
             if w[0].isalnum():
                 prev_boundary = False
@@ -176,6 +194,16 @@ def cap_sequences(text: str, start: int, end: int) -> list[CapSeq]:
                 words.append(clean)
                 spans.append((toks[j].start, toks[j].start + len(clean)))
                 if possessive:
+                    if (
+                        any(w.lower() in CONNECTORS for w in words)
+                        and j + 1 < n
+                        and toks[j + 1].text[0].isupper()
+                    ):
+                        words[-1] = tw
+                        spans[-1] = (toks[j].start, toks[j].end)
+                        possessive = False
+                        j += 1
+                        continue
                     j += 1
                     break
                 # an abbreviation's dot joins the next capitalised word (Rep. Andy Kim, Dominic M. Miller)
@@ -206,6 +234,18 @@ def cap_sequences(text: str, start: int, end: int) -> list[CapSeq]:
                 spans.append((toks[j].start, toks[j].end))
                 j += 1
                 continue
+            if (
+                words
+                and tw.lower() in ("of", "for")
+                and j + 2 < n
+                and toks[j + 1].text == "the"
+                and toks[j + 2].text[0].isalpha()
+                and _is_cap(toks[j + 2].text)
+            ):
+                words.extend([tw, "the"])
+                spans.extend([(toks[j].start, toks[j].end), (toks[j + 1].start, toks[j + 1].end)])
+                j += 2
+                continue
             break
         # trailing connectors never end a sequence (handled by construction)
         seq = CapSeq(words, spans[0][0], spans[-1][1], sent_initial, possessive, False, spans)
@@ -215,7 +255,15 @@ def cap_sequences(text: str, start: int, end: int) -> list[CapSeq]:
     return out
 
 
+_UPPER = re.compile(r"[A-Z]")
+_LOWER = re.compile(r"[a-z]")
+
+
 def is_upper_line(text: str, start: int, end: int) -> bool:
     """A heading in capitals (TOUGH RACE FOR DEMOCRATIC NOMINATION)."""
-    letters = [c for c in text[start:end] if c.isalpha()]
-    return len(letters) >= 8 and sum(c.isupper() for c in letters) / len(letters) > 0.9
+    if end - start > 200:
+        return False
+    seg = text[start:end]
+    up = len(_UPPER.findall(seg))
+    low = len(_LOWER.findall(seg))
+    return up + low >= 8 and up / (up + low) > 0.9

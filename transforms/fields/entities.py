@@ -1,0 +1,635 @@
+"""People, organisations and places named in an article.
+
+Candidates are runs of capitalised words. Each is classified by evidence, strongest first:
+acronym definitions ("Popular Mobilization Forces (PMF)"), the gazetteer (gazetteer.places), organisation
+keywords ("... Association", "Department of ..."), geographic keywords ("... County", "Mount ..."),
+titles ("Sen.", "Secretary of State"), a known given name as first word, and context (a speech verb, an
+appositive ", a former ..."). Short forms are then folded into the fullest form: "Pompeo" into
+"Mike Pompeo", "PMF" into "Popular Mobilization Forces", "Chiefs" into "Kansas City Chiefs".
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from transforms.fields import gazetteer
+from transforms.fields._text import (
+    CONNECTORS,
+    FUNCTION_WORDS,
+    MONTHS,
+    WEEKDAYS,
+    CapSeq,
+    cap_sequences,
+    is_upper_line,
+    wordset,
+)
+
+PERSON, ORG, PLACE = "person", "organization", "place"
+
+TITLE_WORDS = wordset("""president vice prime minister secretary sen senator rep representative congressman congresswoman
+    gov governor mayor justice judge dr mr mrs ms miss gen general col colonel lt lieutenant sgt sergeant
+    capt captain adm admiral maj major brigadier commander chief director ambassador speaker chairman
+    chairwoman chair commissioner sheriff detective officer professor prof rev reverend pastor father
+    bishop archbishop cardinal pope king queen prince princess sheikh ayatollah emir sultan chancellor
+    premier lord lady sir dame attorney coach inspector superintendent councillor councilman
+    councilwoman alderman trooper deputy agent""")
+# titles that can stand before a name but are also ordinary parts of organisation names
+_WEAK_TITLES = frozenset({"general", "chief", "director", "speaker", "chair", "deputy", "agent", "officer", "father", "major"})
+
+ORG_LAST = wordset("""association associations institute institution party committee commission department administration
+    university college school schools academy forces force army navy guard guards corps police board
+    council agency authority bureau office ministry court senate congress parliament assembly legislature
+    company co inc corp corporation ltd llc plc group league coalition center centre foundation fund bank
+    service services network union alliance federation organization organisation society club team times
+    news post journal magazine herald tribune gazette observer telegraph chronicle press radio
+    television tv hospital hospitals clinic church trust partners capital holdings airlines airways motors
+    systems technologies labs laboratories reserve movement front brigade brigades militia militias
+    cabinet government poll commission caucus directorate secretariat command division regiment battalion
+    fleet unit units foundation institutes agency studios records entertainment media publishing group
+    museum library orchestra conference tribunal panel taskforce inc. corp. bros brothers""")
+ORG_FIRST_OF = wordset("""department university office ministry bank institute board council house court church college school
+    academy bureau agency commission committee federation union league party society museum friends
+    government center centre foundation alliance coalition association organization organisation""")
+_LEAD_STRIP = frozenset({"former", "ex", "late", "then", "acting", "interim", "outgoing", "incoming"})
+ORG_SINGLE = wordset("congress senate parliament pentagon kremlin knesset duma bundestag interpol")
+PARTY_FORMS = re.compile(r"^(Democrat|Republican|Conservative|Liberal|Labour|Tory|Tories|Green|Socialist|Communist)(s|ic)?$")
+
+PLACE_LAST = wordset("""county river lake mountains mountain island islands bay sea ocean gulf strait straits valley hill hills
+    peninsula junction province desert canyon airport square arena stadium capitol street avenue boulevard
+    road bridge beach coast harbor harbour falls heights springs forest plaza station palace strip
+    basin delta district borough township parish governorate prefecture oblast region territory
+    channel""")
+PLACE_FIRST = wordset("mount lake isle gulf strait cape fort port")
+_COMPASS_REGION = re.compile(
+    r"^(?:North|South|East|West|Central|Middle|Far|Near|Northern|Southern|Eastern|Western|Southeast|Southwest|Northeast|Northwest)\s+"
+    r"(?:East|America|Africa|Asia|Europe|Pacific|Atlantic|Caucasus|Balkans|Korea|Sudan)$"
+)
+STOP_ACRONYMS = wordset(
+    "TV CEO CFO COO CTO GDP AI OK PM AM ID DNA RNA COVID AIDS HIV FAQ PDF USB GPS VIP MVP DIY PR HR IT VR AR "
+    "LGBT LGBTQ NB PS RIP ASAP FYI AKA DJ MC RSVP TBA TBD UFO ATM PIN SUV NFT IPO ETF CPI"
+)
+
+SPEECH_VERBS = (
+    r"said|says|say|told|tells|added|adds|wrote|writes|asked|asks|explained|explains|stated|states|noted|notes|"
+    r"argued|argues|claimed|claims|warned|warns|insisted|insists|replied|replies|continued|acknowledged|"
+    r"recalled|recalls|tweeted|posted|declared|declares|announced|announces|praised|praises|called|calls|"
+    r"dismissed|dismisses|accused|accuses|read|reads|chanted|chanting|shouted|shouting|yelled|complained|"
+    r"cautioned|admitted|admits|suggested|suggests|urged|urges|emphasized|emphasised|observed|commented|"
+    r"remarked|testified|vowed|predicted|predicts|concluded|conceded|responded|responds|agreed|agrees|"
+    r"stressed|stresses|added|recounted|described|describes|joked|confirmed|confirms|told|saying|reported|"
+    r"reports|alleged|alleges|maintained|maintains|countered|counters|boasted|pleaded|demanded|demands|"
+    r"promised|promises|denied|denies|conceded|recommended|advised|mused|quipped|exclaimed|whispered|"
+    r"answered|answers|texted|emailed|raved|gushed|lamented|laments|pointed out|points out|went on"
+)
+_SPEECH_AFTER = re.compile(r"^\s*,?\s*(?:also\s+|later\s+|then\s+|has\s+|had\s+|once\s+)?(?:" + SPEECH_VERBS + r")\b")
+_SPEECH_BEFORE = re.compile(r"\b(?:" + SPEECH_VERBS + r")\s*,?\s*$")
+_APPOSITIVE = re.compile(
+    r"^\s*,\s+(?:who\b|whose\b|(?:(?:a|an|the)\s+)?(?:former|then-|now|longtime)?\s*(?:[\w.’'-]+\s+){0,5}?"
+    r"(?:coach|manager|director|spokesman|spokeswoman|attorney|lawyer|actor|actress|official|minister|secretary|"
+    r"president|founder|leader|analyst|researcher|professor|economist|senator|governor|mayor|chief|executive|"
+    r"editor|reporter|adviser|advisor|strategist|member|resident|owner|author|writer|singer|rapper|player|"
+    r"captain|commander|officer|ambassador|candidate|activist|lawmaker|judge|teacher|student|doctor|nurse|"
+    r"scientist|historian|expert|general|chairman|chairwoman|head|partner|worker|father|mother|son|daughter|"
+    r"wife|husband|brother|sister|friend|colleague|man|woman|boy|girl)s?\b)"
+)
+_ROLE_AFTER = re.compile(
+    r"^\s*,\s+(?:(?:a|an|the)\s+)?((?:former\s+|then-|now-)?(?:[^,.;“”\"]|(?<=\b[A-Z])\.){2,80}?)(?=\s*(?:,|(?<!\b[A-Z])\.(?:\s|$)|;|$|\s+who\b|\s+whose\b|\s+which\b|\s+that\b|\s+and\s+(?:has|is|was)\b))"
+)
+_ROLE_NOUN_BEFORE = re.compile(
+    r"(?<![\w.])((?:(?:[A-Z][\w.’'&-]*|of|the|and|former|then-|longtime|local|acting|interim|deputy|senior|chief|general|executive|lead|head)\s+){0,6}"
+    r"(?:coach|manager|director|spokesman|spokeswoman|spokesperson|attorney|lawyer|actor|actress|official|"
+    r"minister|secretary|president|chairman|chairwoman|founder|leader|analyst|researcher|professor|economist|"
+    r"senator|congressman|congresswoman|governor|mayor|chief|executive|editor|reporter|adviser|advisor|"
+    r"strategist|member|resident|owner|author|writer|singer|rapper|star|player|captain|commander|officer|"
+    r"ambassador|envoy|candidate|lady|businessman|businesswoman|activist|leader|spokesperson|head|"
+    r"general|lawmaker|judge|justice|principal|teacher|student|doctor|nurse|scientist|historian|expert)s?)\s+$"
+)
+
+
+@dataclass
+class Entity:
+    name: str
+    kind: str
+    aliases: set[str] = field(default_factory=set)
+    spans: list[tuple[int, int]] = field(default_factory=list)
+    country_code: str | None = None
+    gender: str | None = None
+    role: str | None = None
+    evidence: int = 0  # how strong the person evidence is (title, given name, speaker)
+
+    @property
+    def first(self) -> tuple[int, int]:
+        return min(self.spans)
+
+
+@dataclass(slots=True)
+class Mention:
+    start: int
+    end: int
+    entity: Entity
+    possessive: bool
+    sent_initial: bool
+
+
+@dataclass
+class EntityIndex:
+    entities: list[Entity]
+    mentions: list[Mention]  # sorted by start
+    by_surface: dict[str, Entity]
+
+    def lookup(self, surface: str) -> Entity | None:
+        return self.by_surface.get(_key(surface))
+
+    def mentions_between(self, start: int, end: int) -> list[Mention]:
+        return [m for m in self.mentions if start <= m.start and m.end <= end]
+
+
+def _key(s: str) -> str:
+    s = s.strip().lower().replace("’", "'")
+    if s.startswith("the "):
+        s = s[4:]
+    return s
+
+
+def _titlecase(w: str) -> str:
+    return w if not w.isupper() or len(w) <= 1 else w[:1] + w[1:].lower()
+
+
+@dataclass
+class _Cand:
+    words: list[str]
+    start: int
+    end: int
+    kind: str | None
+    sent_initial: bool
+    possessive: bool
+    titled: bool = False
+    title: str | None = None
+    speaker_ctx: bool = False
+    appositive: bool = False
+    country: str | None = None
+
+
+def _classify_words(words: list[str]) -> tuple[str | None, str | None]:
+    """(kind, country_code) from the words alone, or (None, None) when undecided."""
+    text = " ".join(words)
+    gaz = gazetteer.places()
+    hit = gaz.get(text) or (gaz.get(" ".join(_titlecase(w) for w in words)) if text.isupper() and len(text) >= 5 else None)
+    low = [w.lower().rstrip(".") for w in words]
+    if len(words) >= 2 and low[-1] in ORG_LAST:
+        return ORG, None
+    if len(words) >= 3 and low[0] in ORG_FIRST_OF and low[1] in ("of", "for", "on"):
+        return ORG, None
+    for k in range(1, len(low) - 1):
+        if low[k] in ("of", "for") and low[k - 1] in ORG_LAST:
+            return ORG, None
+    if hit:
+        return PLACE, hit[0]
+    if len(words) == 1 and low[0] in ORG_SINGLE:
+        return ORG, None
+    if len(words) >= 2 and (low[-1] in PLACE_LAST or low[0] in PLACE_FIRST):
+        head = " ".join(words[:-1]) if low[-1] in PLACE_LAST else None
+        code = gaz[head][0] if head and head in gaz else None
+        return PLACE, code
+    if _COMPASS_REGION.match(text):
+        return PLACE, None
+    if len(words) == 1 and PARTY_FORMS.match(words[0]) and (words[0].endswith(("s", "ic")) or words[0] in ("Labour", "Tories")):
+        return ORG, None
+    return None, None
+
+
+def _split_title(words: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """(before, title, after): 'Supreme Court Justice Hugo Black' -> (['Supreme','Court'], ['Justice'], ['Hugo','Black'])."""
+    n = len(words)
+    for i, w in enumerate(words):
+        lw = w.lower().rstrip(".")
+        if lw not in TITLE_WORDS:
+            continue
+        j = i
+        while j < n and (words[j].lower().rstrip(".") in TITLE_WORDS or (words[j].lower() == "of" and j + 1 < n)):
+            if words[j].lower() == "of":
+                j += 2  # "Secretary of State", "Head of School"
+                continue
+            j += 1
+        after = words[j:]
+        if not after:
+            return words, [], []
+        if lw in _WEAK_TITLES and i == 0 and j - i == 1 and len(after) > 2:
+            continue
+        return words[:i], words[i:j], after
+    return words, [], []
+
+
+def _cands_from_seq(seq: CapSeq, text: str, para_end: int) -> list[_Cand]:
+    words = list(seq.words)
+    spans = list(seq.word_spans)
+    sent_initial = seq.sent_initial
+    # leading function words, weekdays and months are not part of a name
+    while words:
+        lw = words[0].lower().rstrip(".")
+        if lw == "the" and not sent_initial and len(words) > 1:
+            break
+        if lw in FUNCTION_WORDS or lw in _LEAD_STRIP or lw in WEEKDAYS or lw in MONTHS or (sent_initial and lw.endswith(("ly", "ing")) and len(words) > 1 and lw not in ("ealing",)):
+            words.pop(0)
+            spans.pop(0)
+            sent_initial = False
+            continue
+        break
+    while words and words[-1].lower() in ("of", "for", "the", "and", "&", "on"):
+        words.pop()
+        spans.pop()
+    if not words:
+        return []
+    # weekdays / months inside split the run
+    parts: list[tuple[list[str], list[tuple[int, int]], bool]] = []
+    cur_w: list[str] = []
+    cur_s: list[tuple[int, int]] = []
+    first = sent_initial
+    for w, s in zip(words, spans, strict=True):
+        if w.lower().rstrip(".") in WEEKDAYS or (w.lower().rstrip(".") in MONTHS and w not in ("May",)):
+            if cur_w:
+                parts.append((cur_w, cur_s, first))
+            cur_w, cur_s, first = [], [], False
+            continue
+        cur_w.append(w)
+        cur_s.append(s)
+    if cur_w:
+        parts.append((cur_w, cur_s, first))
+    out: list[_Cand] = []
+    for pw, ps, pfirst in parts:
+        out.extend(_cands_from_part(pw, ps, pfirst, seq.possessive and ps[-1][1] == spans[-1][1], text, para_end))
+    return out
+
+
+def _cands_from_part(words: list[str], spans: list[tuple[int, int]], sent_initial: bool, possessive: bool,
+                     text: str, para_end: int) -> list[_Cand]:
+    while words and words[-1].lower() in ("of", "for", "the", "and", "&", "on"):
+        words, spans = words[:-1], spans[:-1]
+    if not words:
+        return []
+    kind, code = _classify_words(words)
+    start, end = spans[0][0], spans[-1][1]
+    low = [w.lower() for w in words]
+    if kind == ORG and "and" in low[1:-1]:
+        k = low.index("and")
+        left, right = words[:k], words[k + 1:]
+        joint = f"{words[k - 1]} and {words[k + 1]}"
+        if (_classify_words(left)[0] == ORG and _classify_words(right)[0] == ORG and len(right) >= 2
+                and joint not in gazetteer.places()):
+            return [*_cands_from_part(left, spans[:k], sent_initial, False, text, para_end),
+                    *_cands_from_part(right, spans[k + 1:], False, possessive, text, para_end)]
+    if kind == ORG and "of" in low[1:-1] and low[low.index("of") - 1] in _SUBUNITS:
+        k = low.index("of")
+        tail = words[k + 1:]
+        if _classify_words(tail)[0] in (None, ORG) and tail[0][:1].isupper():
+            return [_Cand(tail, spans[k + 1][0], end, ORG, False, possessive)]
+    if kind is not None:
+        out0 = [_Cand(words, start, end, kind, sent_initial, possessive, country=code)]
+        if kind == ORG and "of" in low[1:-1]:
+            k = low.index("of")
+            tail = words[k + 1:]
+            if low[k - 1] in ORG_LAST and _classify_words(tail)[0] is None and _looks_like_name(tail):
+                out0.append(_Cand(tail, spans[k + 1][0], end, ORG, False, possessive))
+        return out0
+    before, title, after = _split_title(words)
+    if title:
+        out: list[_Cand] = []
+        if before:
+            out.extend(_cands_from_part(before, spans[: len(before)], sent_initial, False, text, para_end))
+        a0 = len(before) + len(title)
+        cut = next((k for k, w in enumerate(after) if w.lower() in ("of", "for", "and", "&", "on", "the")), len(after))
+        if cut < len(after):
+            rest_w = after[cut + 1:]
+            if rest_w:
+                out.extend(_cands_from_part(rest_w, spans[a0 + cut + 1:], False, possessive, text, para_end))
+            after = after[:cut]
+            end = spans[a0 + cut - 1][1] if cut else end
+            possessive = False
+        if after:
+            c = _Cand(after, spans[a0][0], end, PERSON, False, possessive, titled=True, title=" ".join(title))
+            _context(c, text, para_end)
+            out.append(c)
+        return out
+    # connectors inside an undecided run: split and classify the parts
+    low = [w.lower() for w in words]
+    if any(w in ("of", "for", "and", "&", "on", "the") for w in low[1:-1]):
+        out = []
+        cw: list[str] = []
+        cs: list[tuple[int, int]] = []
+        for w, s in zip(words, spans, strict=True):
+            if w.lower() in ("of", "for", "and", "&", "on", "the"):
+                if cw:
+                    out.extend(_cands_from_part(cw, cs, sent_initial and not out, False, text, para_end))
+                cw, cs = [], []
+                continue
+            cw.append(w)
+            cs.append(s)
+        if cw:
+            out.extend(_cands_from_part(cw, cs, False, possessive, text, para_end))
+        return out
+    given = gazetteer.given_names()
+    if len(words) >= 3 and words[0].lower() not in given:
+        for k in range(1, len(words) - 1):
+            if words[k].lower() in given and 2 <= len(words) - k <= 3 and _looks_like_name(words[k:]):
+                out = _cands_from_part(words[:k], spans[:k], sent_initial, False, text, para_end)
+                c = _Cand(words[k:], spans[k][0], end, None, False, possessive)
+                _context(c, text, para_end)
+                return [*out, c]
+    gaz = gazetteer.places()
+    if 2 <= len(words) <= 4 and words[-1].endswith("s") and " ".join(words[:-1]) in gaz:
+        return [_Cand(words, start, end, ORG, sent_initial, possessive)]  # a team: "Kansas City Chiefs"
+    for k in (2, 1):
+        if words[0].lower() in given:
+            break
+        if len(words) > k and " ".join(words[:k]) in gaz and gaz[" ".join(words[:k])][1] >= 2:
+            head = _Cand(words[:k], spans[0][0], spans[k - 1][1], PLACE, sent_initial, False, country=gaz[" ".join(words[:k])][0])
+            return [head, *_cands_from_part(words[k:], spans[k:], False, possessive, text, para_end)]
+    if len(words) >= 2 and _DEMONYM.search(words[0]) and words[0].lower() not in given:
+        words, spans, start, sent_initial = words[1:], spans[1:], spans[1][0], False
+    c = _Cand(words, start, end, None, sent_initial, possessive)
+    _context(c, text, para_end)
+    return [c]
+
+
+def _context(c: _Cand, text: str, para_end: int) -> None:
+    after = text[c.end + (2 if c.possessive else 0): min(para_end, c.end + 60)]
+    before = text[max(0, c.start - 40): c.start]
+    c.speaker_ctx = bool(_SPEECH_AFTER.match(after)) or (bool(_SPEECH_BEFORE.search(before)) and not c.possessive) or before.endswith(("quoting ", "quoted "))
+    c.appositive = bool(_APPOSITIVE.match(after))
+    pw = _PREV_WORD.search(before)
+    if pw and pw.group(1).lower() in TITLE_WORDS and c.kind in (None, PERSON):
+        c.titled = True
+
+
+def _looks_like_name(words: list[str]) -> bool:
+    return all(w[:1].isupper() and not w.isupper() or (len(w) <= 2 and w.endswith(".")) for w in words) and all(
+        not any(ch.isdigit() for ch in w) for w in words
+    )
+
+
+_LOWER_WORD = re.compile(r"(?<![\w’'.-])[a-z][a-z]+(?![\w’'-])")
+_LIST_LINE = re.compile(r"[A-Z0-9][\w’'.&!/-]*(?:[ ,/&]+(?:and\s+)?[A-Z0-9][\w’'.&!/-]*){0,8}\s*(?:,\s*)?(?:“[^”]{1,60}”|\"[^\"]{1,60}\")?\s*(?:[–—-]\s*[A-Z]+)?")
+_CREDIT = re.compile(r"(?i)appeared originally|originally appeared|originally published|can be reached|contributed to this report|reporting by|copyright|all rights reserved|©|\bhttps?://")
+_DATELINE_CREDIT = re.compile(r"^[A-Z][A-Z .,’'-]+\s*(\([^)]{1,30}\))\s*[—–-]")
+_SUBUNITS = frozenset({"office", "wing", "branch", "arm", "division", "unit", "bureau", "directorate"})
+_QUOTED = re.compile(r"[“\"]([^“”\"]{1,80})[”\"]")
+
+
+def _title_like(q: str) -> bool:
+    ws = re.findall(r"[\w’'\-]+", q)
+    if not ws or len(ws) > 8 or q.rstrip().endswith(("!", "?")):
+        return False
+    content = [w for w in ws if len(w) > 3 or w[0].isupper()]
+    return bool(content) and sum(1 for w in content if w[0].isupper() or w[0].isdigit()) / len(content) >= 0.8
+
+
+_DEMONYM = re.compile(r"(?:-American|-British|ian|ean|ese|ish|ani|i)$")
+_PREV_WORD = re.compile(r"(?<![\w.])([A-Za-z]+)\.?\s+$")
+_ACRONYM_DEF = re.compile(r"\(\s*([A-Z][A-Za-z&]{1,9})\s*\)")
+
+
+def _initials_match(acr: str, words: list[str]) -> bool:
+    letters = [w[0].upper() for w in words if w.lower() not in ("of", "for", "the", "and", "&", "on", "de", "in")]
+    full = [w[0].upper() for w in words]
+    a = acr.upper().replace("&", "")
+    return a in ("".join(letters), "".join(full)) or (len(a) >= 2 and "".join(letters).startswith(a) and len(letters) - len(a) <= 1 and len(a) >= 3)
+
+
+def extract(text: str, paras: list[tuple[int, int]], skip: tuple[int, int] | None = None) -> EntityIndex:
+    given = gazetteer.given_names()
+    cands: list[_Cand] = []
+    acronyms: dict[str, tuple[int, int, list[str]]] = {}
+    non_entity: set[str] = set()
+    lower_vocab = {w for w in _LOWER_WORD.findall(text)}
+    list_lines = [(ps, pe) for ps, pe in paras if pe - ps < 160 and (lm := _LIST_LINE.match(text, ps, pe)) and lm.end() == pe]
+    is_list = len(list_lines) >= 3
+    list_set = set(list_lines) if is_list else set()
+    for ps, pe in paras:
+        if is_upper_line(text, ps, pe) or (pe - ps < 250 and _CREDIT.search(text, ps, pe)):
+            continue
+        dl = _DATELINE_CREDIT.match(text, ps, pe)
+        titles = [(m.start(), m.end()) for m in _QUOTED.finditer(text, ps, pe) if _title_like(m.group(1))]
+        seqs = cap_sequences(text, ps, pe)
+        for seq in seqs:
+            if skip and skip[0] <= seq.start < skip[1]:
+                continue
+            if dl and dl.start(1) <= seq.start < dl.end(1):
+                continue
+            if titles and any(a <= seq.start < b for a, b in titles):
+                continue
+            if (ps, pe) in list_set and text[seq.start - 1: seq.start] not in "“\"" and seq.start < (text.find("“", ps, pe) if "“" in text[ps:pe] else pe):
+                words = seq.words
+                low = [w.lower() for w in words]
+                if len(words) <= 3 and not any(w in lower_vocab or w in CONNECTORS for w in low):
+                    kind, code = _classify_words(words)
+                    if kind != ORG and not (kind == PLACE and len(words) == 1 and words[0] not in gazetteer.places()):
+                        kind = kind if kind == PLACE else PERSON
+                        if kind == PERSON and low[0] not in given and re.search(r"[^s]s$", words[-1]) and len(words[-1]) > 3:
+                            kind = ORG
+                    cands.append(_Cand(list(words), seq.start, seq.end, kind or PERSON, False, False, country=code))
+                    continue
+            new = _cands_from_seq(seq, text, pe)
+            # acronym definition right after the run: "Popular Mobilization Forces (PMF)"
+            m = _ACRONYM_DEF.match(text, seq.end + (2 if seq.possessive else 0), pe) if not seq.possessive else None
+            if m is None and seq.end < pe:
+                m2 = re.match(r"\s*\(\s*([A-Z][A-Za-z&]{1,9})\s*\)", text[seq.end:pe])
+                if m2:
+                    m = _ACRONYM_DEF.search(text, seq.end, seq.end + m2.end())
+            if m and _initials_match(m.group(1), seq.words) and text[seq.start - 1: seq.start] not in "“\"":
+                quoted = text[seq.end: seq.end + 1] in "”\""
+                if quoted:
+                    non_entity.add(m.group(1))
+                else:
+                    acronyms[m.group(1)] = (seq.start, seq.end, seq.words)
+                    kind, code = _classify_words(seq.words)
+                    cands = [c for c in cands if not (c.start >= seq.start and c.end <= seq.end)]
+                    new = [_Cand(list(seq.words), seq.start, seq.end, kind or ORG, seq.sent_initial, False, country=code)]
+            cands.extend(new)
+
+    # --- person decisions -------------------------------------------------------------------------
+    for c in cands:
+        if c.kind is not None:
+            continue
+        n = len(c.words)
+        first = c.words[0].lower().rstrip(".")
+        if 2 <= n <= 4 and _looks_like_name(c.words) and not any(
+            gazetteer.places().get(w, ("", 0))[1] >= 2 for w in c.words
+        ):
+            if first == "the":
+                continue
+            if first in given and not (c.sent_initial and first in FUNCTION_WORDS) or (c.speaker_ctx or c.appositive) and not any(w.lower() in lower_vocab for w in c.words):
+                c.kind = PERSON
+        elif 2 <= n <= 4 and c.words[-1].endswith("s") and c.words[-1][0].isupper() and " ".join(c.words[:-1]) in gazetteer.places():
+            c.kind = ORG  # a team: "Kansas City Chiefs"
+        elif n == 1 and c.words[0] in gazetteer.us_state_codes():
+            c.kind = PLACE
+            c.words = [gazetteer.us_state_codes()[c.words[0]]]
+            c.country = "US"
+        elif (n == 1 and c.words[0].isupper() and 2 <= len(c.words[0]) <= 6 and c.words[0] not in STOP_ACRONYMS
+              and c.words[0] not in non_entity and c.words[0].lower() not in lower_vocab):
+            c.kind = ORG
+
+    # --- build entities ---------------------------------------------------------------------------
+    entities: list[Entity] = []
+    by_surface: dict[str, Entity] = {}
+
+    def add(name: str, kind: str, span: tuple[int, int], code: str | None = None) -> Entity:
+        key = _key(name)
+        ent = by_surface.get(key)
+        if ent is None:
+            ent = Entity(name, kind, country_code=code)
+            entities.append(ent)
+            by_surface[key] = ent
+        ent.spans.append(span)
+        return ent
+
+    mentions: list[Mention] = []
+    persons_multi = [c for c in cands if c.kind == PERSON and len(c.words) >= 2]
+    # fullest person names first so that shorter forms fold into them
+    persons_multi.sort(key=lambda c: -len(c.words))
+    for c in persons_multi:
+        name = " ".join(c.words)
+        ent = None
+        for e in entities:
+            if e.kind == PERSON and set(c.words) <= set(e.name.split()):
+                ent = e
+                break
+        if ent is None:
+            ent = add(name, PERSON, (c.start, c.end))
+            ent.gender = given.get(c.words[0].lower())
+        else:
+            ent.spans.append((c.start, c.end))
+            if name != ent.name:
+                ent.aliases.add(name)
+                by_surface.setdefault(_key(name), ent)
+        if c.title and not ent.role:
+            ent.role = c.title
+        mentions.append(Mention(c.start, c.end, ent, c.possessive, c.sent_initial))
+
+    for acr, (_s, _e, words) in acronyms.items():
+        name = " ".join(words)
+        ent = by_surface.get(_key(name))
+        if ent is None:
+            kind, code = _classify_words(words)
+            ent = Entity(name, kind or ORG, country_code=code)
+            entities.append(ent)
+            by_surface[_key(name)] = ent
+        ent.aliases.add(acr)
+        by_surface[_key(acr)] = ent
+
+    # organisations and places with more than one word, then single words
+    rest = [c for c in cands if not (c.kind == PERSON and len(c.words) >= 2)]
+    rest.sort(key=lambda c: -len(c.words))
+    surname_of: dict[str, Entity] = {}
+    for e in entities:
+        if e.kind == PERSON:
+            parts = e.name.split()
+            surname_of.setdefault(parts[-1].lower(), e)
+            for a in e.aliases:
+                surname_of.setdefault(a.split()[-1].lower(), e)
+    firstname_of: dict[str, list[Entity]] = {}
+    for e in entities:
+        if e.kind == PERSON:
+            firstname_of.setdefault(e.name.split()[0].lower(), []).append(e)
+    last_word_of: dict[str, Entity] = {}
+
+    for c in rest:
+        name = " ".join(c.words)
+        key = _key(name)
+        ent = by_surface.get(key)
+        if ent is None and c.words[0].isupper() and len(c.words) == 1:
+            ent = by_surface.get(_key(_titlecase(c.words[0])))
+        if ent is None and len(c.words) == 1:
+            w = c.words[0].lower()
+            if w in surname_of:
+                ent = surname_of[w]
+            elif w in last_word_of and c.kind != PLACE:
+                ent = last_word_of[w]
+            elif w in firstname_of and len(firstname_of[w]) == 1 and c.kind != PLACE:
+                ent = firstname_of[w][0]
+            elif PARTY_FORMS.match(c.words[0]):
+                stem = PARTY_FORMS.match(c.words[0]).group(1)  # type: ignore[union-attr]
+                for e in entities:
+                    if e.kind == ORG and e.name.split()[0].startswith(stem[:-1] if stem.endswith("s") else stem):
+                        ent = e
+                        break
+        if ent is None and c.kind is None and len(c.words) >= 2:
+            flat = " ".join(" ".join(c.words).replace("-", " ").lower().split())
+            for e in entities:
+                if e.kind == ORG and e.name.replace("-", " ").lower().startswith(flat + " "):
+                    ent = e
+                    break
+        if ent is None:
+            kind = c.kind
+            if kind is None:
+                if c.titled or (c.speaker_ctx and _looks_like_name(c.words) and len(c.words) == 1 and not c.sent_initial
+                                and not c.words[0].endswith("s")) or (c.speaker_ctx and _looks_like_name(c.words) and len(c.words) == 1
+                      and c.words[0].lower() not in FUNCTION_WORDS and not c.words[0].endswith("s")):
+                    kind = PERSON
+                else:
+                    continue
+            if kind == PERSON and len(c.words) == 1 and c.words[0].lower() in FUNCTION_WORDS:
+                continue
+            ent = add(name, kind, (c.start, c.end), c.country)
+            if kind == PERSON:
+                ent.gender = None
+                surname_of.setdefault(c.words[-1].lower(), ent)
+            if kind == ORG and len(c.words) >= 2:
+                last_word_of.setdefault(c.words[-1].lower(), ent)
+        else:
+            ent.spans.append((c.start, c.end))
+            if _key(name) != _key(ent.name):
+                ent.aliases.add(name)
+            by_surface.setdefault(key, ent)
+        if c.title and ent.kind == PERSON and not ent.role:
+            ent.role = c.title
+        mentions.append(Mention(c.start, c.end, ent, c.possessive, c.sent_initial))
+
+    mentions.sort(key=lambda m: m.start)
+    _roles(text, mentions)
+    return EntityIndex(entities, mentions, by_surface)
+
+
+def _roles(text: str, mentions: list[Mention]) -> None:
+    """A person's role: an appositive after a mention (', a former U.S. Brigadier General') or a role
+    noun phrase before it ('Kansas City Chiefs coach')."""
+    for m in mentions:
+        e = m.entity
+        if e.kind != PERSON or (e.role and " " in e.role):
+            continue
+        if m.possessive:
+            continue
+        after = text[m.end: m.end + 120]
+        r = _ROLE_AFTER.match(after)
+        if r and not r.group(1)[:1].isupper() or (r and r.group(1).lower().startswith("former")):
+            role = r.group(1).strip() if r else ""
+            if role and not re.match(r"^(?:who|said|says|and|but|he|she|they|it)\b", role) and len(role.split()) <= 12:
+                e.role = role
+                continue
+        before = text[max(0, m.start - 80): m.start]
+        b = _ROLE_NOUN_BEFORE.search(before)
+        if b:
+            role = b.group(1).strip()
+            if role and role.split()[0].lower() not in ("the", "and", "of"):
+                e.role = role
+
+
+def entity_rows(index: EntityIndex) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for e in index.entities:
+        if not e.spans:
+            continue
+        s, t = e.first
+        rows.append({
+            "name": e.name,
+            "kind": e.kind,
+            "aliases": sorted(a for a in e.aliases if _key(a) != _key(e.name)),
+            "mentions": len(e.spans),
+            "start_char": s,
+            "end_char": t,
+            "country_code": e.country_code if e.kind == PLACE else None,
+        })
+    rows.sort(key=lambda r: r["start_char"])
+    return rows
