@@ -199,7 +199,18 @@ def extract_page(item: dict[str, Any], mode: str = "precision") -> dict[str, Any
     out["page_date"] = date_value
     out["page_date_source"] = date_source
     out["page_timestamp"] = _full_timestamp(body[:65536], date_value) if date_source == "metadata" and date_value else None
+    out["fields"] = structured_fields(out.get("text") or "", out.get("title"), out.get("authors") or [])
     return out
+
+
+def structured_fields(text: str, title: str | None, authors: list[str]) -> dict[str, Any] | None:
+    """Quotes, entities, amounts and byline of the clean text, computed here in the worker with the
+    extraction (per-article Python). None for an empty text."""
+    if not text.strip():
+        return None
+    from transforms.fields import article_fields
+
+    return article_fields(text, title, authors)
 
 
 def extract_chunk(items: list[dict[str, Any]], mode: str = "precision") -> list[dict[str, Any]]:
@@ -209,6 +220,10 @@ def extract_chunk(items: list[dict[str, Any]], mode: str = "precision") -> list[
 def _warm() -> None:
     import htmldate  # noqa: F401
     import trafilatura  # noqa: F401
+
+    from transforms.fields import warm
+
+    warm()
 
 
 class PageTimeout(BaseException):  # noqa: N818 - BaseException so library code's "except Exception" cannot swallow it

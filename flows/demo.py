@@ -45,7 +45,8 @@ def run_demo(settings: Settings, out_format: str, keep: bool, say: Callable[[str
         first = ingest(demo_settings, str(sources_file))
         say(f"first run: {first['loaded']} articles loaded from {first['discovered']} discovered URLs")
         second = ingest(demo_settings, str(sources_file))
-        say(f"second run: {second['loaded']} new articles, {second['known']} URLs already settled")
+        say(f"second run: {second['loaded']} new articles ({second['discovered']} URLs listed, "
+            f"{second['known']} already settled; unchanged feeds answer 304)")
     finally:
         server.stop()
     columns = ["run", "discovered", "known", "fetched", "loaded", "duplicates", "failed", "outcomes"]

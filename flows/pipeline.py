@@ -27,6 +27,7 @@ from flows.fetch import TRANSIENT_OUTCOMES, Fetcher, FetchResult, HostPolicy, cl
 from flows.sources import Source
 from flows.urls import article_id, canonical_url, host_of
 from transforms.articles import EXTRACTED_SCHEMA, build_articles
+from transforms.fields import field_frames
 from warehouse.connection import WarehouseBusy, open_warehouse
 from warehouse.load import (
     OUTCOME_SCHEMA,
@@ -193,6 +194,10 @@ class BatchFrames:
     pages: pl.DataFrame
     outcomes: pl.DataFrame
     counts: Counter[str]
+    fields: dict[str, pl.DataFrame] = field(default_factory=dict)  # quotes, entities, amounts, datelines
+
+    def tables(self) -> dict[str, pl.DataFrame]:
+        return {"articles": self.articles, "pages": self.pages, "outcomes": self.outcomes, **self.fields}
 
 
 def transform_batch(fetched: list[Fetched], extracted: list[dict[str, Any]], run_id: str, settings: Settings,
@@ -202,6 +207,7 @@ def transform_batch(fetched: list[Fetched], extracted: list[dict[str, Any]], run
     outcome_rows: list[dict[str, Any]] = []
     page_rows: list[dict[str, Any]] = []
     extracted_rows: list[dict[str, Any]] = []
+    field_rows: list[tuple[str, dict[str, Any]]] = []
     counts: Counter[str] = Counter()
     for f in fetched:
         p, r = f.planned, f.result
@@ -241,6 +247,9 @@ def transform_batch(fetched: list[Fetched], extracted: list[dict[str, Any]], run
             continue
         seen_articles.add(final_canon)
         outcome_rows.append(outcome_row(p, "loaded", run_id, status=r.status, attempts=r.attempts, art_id=art))
+        fields = e.get("fields") or {}
+        field_rows.append((art, fields))
+        byline = fields.get("byline") or {}
         c = p.candidate
         extracted_rows.append({
             "article_id": art, "url": final_canon, "final_url": r.final_url, "source": c.source, "run_id": run_id,
@@ -250,12 +259,14 @@ def transform_batch(fetched: list[Fetched], extracted: list[dict[str, Any]], run
             "categories": e.get("categories") or [], "tags": e.get("tags") or [], "text": text,
             "html_lang": e.get("html_lang"), "page_date": e.get("page_date"),
             "page_date_source": e.get("page_date_source"), "page_timestamp": e.get("page_timestamp"),
+            "byline_authors": byline.get("byline_authors") or [], "text_date": byline.get("text_date"),
+            "dateline_place": byline.get("dateline_place"),
             "extractor": EXTRACTOR, "extractor_version": EXTRACTOR_VERSION,
         })
     articles = build_articles(pl.DataFrame(extracted_rows, schema=EXTRACTED_SCHEMA))
     pages = pl.DataFrame(page_rows, schema=PAGE_SCHEMA)
     outcomes = pl.DataFrame(outcome_rows, schema=OUTCOME_SCHEMA)
-    return BatchFrames(articles, pages, outcomes, counts)
+    return BatchFrames(articles, pages, outcomes, counts, field_frames(field_rows))
 
 
 def load_frames(settings: Settings, frames: BatchFrames) -> None:
@@ -264,10 +275,9 @@ def load_frames(settings: Settings, frames: BatchFrames) -> None:
     fails with the reason."""
     try:
         with open_warehouse(settings.warehouse, wait=settings.load_wait) as con:
-            load_batch(con, frames.articles, frames.pages, frames.outcomes)
+            load_batch(con, frames.articles, frames.pages, frames.outcomes, frames.fields)
     except WarehouseBusy:
-        where = spool_batch(settings.warehouse, {"articles": frames.articles, "pages": frames.pages,
-                                                 "outcomes": frames.outcomes})
+        where = spool_batch(settings.warehouse, frames.tables())
         raise WarehouseBusy(f"warehouse {settings.warehouse} stayed busy for {settings.load_wait:g}s; "
                             f"the batch is kept in {where} and loads with the next run") from None
 

@@ -264,7 +264,7 @@ def test_backfill_flow_runs_under_prefect(tmp_path, warc_file, prefect_harness):
     wh = str(tmp_path / "w.duckdb")
     s = settings_for(wh)
     request = {"since": "2020-05-01", "until": "2020-05-31", "origin": "warc", "warc": [str(warc_file)]}
-    summary = asyncio.run(backfill_flow(dataclasses.asdict(s), request))
+    summary = asyncio.run(backfill_flow(request, dataclasses.asdict(s)))
     assert summary["status"] == "completed"
     assert summary["partitions"] and all(p["day"].startswith("2020-05") for p in summary["partitions"])
     assert rows(wh, "SELECT count(*) FROM runs WHERE flow = 'backfill' AND status = 'completed'")[0][0] == 1

@@ -38,13 +38,16 @@ EXTRACTED_SCHEMA: dict[str, pl.DataType | type[pl.DataType]] = {
     "page_date": pl.String,
     "page_date_source": pl.String,
     "page_timestamp": pl.String,
+    "byline_authors": pl.List(pl.String),  # from a "By ..." line in the text
+    "text_date": pl.String,  # a date written at the top of the text
+    "dateline_place": pl.String,
     "extractor": pl.String,
     "extractor_version": pl.String,
 }
 
 ARTICLE_COLUMNS = [
-    "article_id", "url", "final_url", "source", "title", "authors", "published_at", "published_date",
-    "published_at_source", "language", "site_name", "description", "categories", "tags", "text",
+    "article_id", "url", "final_url", "source", "title", "authors", "authors_source", "published_at",
+    "published_date", "published_at_source", "dateline", "language", "site_name", "description", "categories", "tags", "text",
     "word_count", "content_hash", "guid", "fetched_at", "extracted_at", "extractor", "extractor_version",
     "transform_version", "run_id",
 ]
@@ -89,6 +92,15 @@ def _clean_list(col: str) -> pl.Expr:
 def build_articles(extracted: pl.DataFrame, extracted_at: datetime | None = None) -> pl.DataFrame:
     """Extracted page rows (``EXTRACTED_SCHEMA``) to article rows (``ARTICLE_COLUMNS``)."""
     extracted_at = extracted_at or datetime.now(UTC)
+    # a date written in the text itself ("date 2020-01-08" above the body) stands in for a missing
+    # page date, with 'text' provenance, after the URL
+    no_page_date = pl.col("page_date").is_null() | (pl.col("page_date_source") == "text")
+    extracted = extracted.with_columns(
+        pl.when(no_page_date & pl.col("text_date").is_not_null()).then(pl.col("text_date"))
+        .otherwise(pl.col("page_date")).alias("page_date"),
+        pl.when(no_page_date & pl.col("text_date").is_not_null()).then(pl.lit("text"))
+        .otherwise(pl.col("page_date_source")).alias("page_date_source"),
+    )
     df = extracted.with_columns(
         pl.col("page_timestamp").map_elements(_parse_ts, return_dtype=pl.Datetime("us", "UTC")).alias("_page_ts"),
         pl.col("page_date").map_elements(_parse_day, return_dtype=pl.Date).alias("_page_day"),
@@ -122,7 +134,12 @@ def build_articles(extracted: pl.DataFrame, extracted_at: datetime | None = None
     title = pl.coalesce(pl.col("title").str.strip_chars().replace("", None), pl.col("feed_title").str.strip_chars())
     out = df.with_columns(
         title.alias("title"),
-        _clean_list("authors").alias("authors"),
+        pl.when(pl.col("authors").list.len() > 0).then(_clean_list("authors"))
+        .otherwise(_clean_list("byline_authors")).alias("authors"),
+        pl.when(pl.col("authors").list.len() > 0).then(pl.lit("metadata"))
+        .when(pl.col("byline_authors").list.len() > 0).then(pl.lit("byline"))
+        .otherwise(None).alias("authors_source"),
+        pl.col("dateline_place").alias("dateline"),
         published_at.alias("published_at"),
         published_date.alias("published_date"),
         published_source.alias("published_at_source"),

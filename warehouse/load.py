@@ -80,12 +80,26 @@ def known_urls(con: duckdb.DuckDBPyConnection, urls: list[str], canonicals: list
     return known_raw, known_canon
 
 
+FIELD_TABLES = ("quotes", "entities", "amounts", "datelines")
+
+
 def load_batch(con: duckdb.DuckDBPyConnection, articles: pl.DataFrame, pages: pl.DataFrame,
-               outcomes: pl.DataFrame) -> None:
+               outcomes: pl.DataFrame, fields: dict[str, pl.DataFrame] | None = None) -> None:
     """Merge one batch in a single transaction: pages and articles replace rows with the same key;
-    URL outcomes keep their first-seen time and add up attempts."""
+    an article's structured fields replace its earlier ones; URL outcomes keep their first-seen
+    time and add up attempts."""
     con.execute("BEGIN TRANSACTION")
     try:
+        if articles.height and fields is not None:
+            con.register("batch_ids", articles.select("article_id").to_arrow())
+            for table in FIELD_TABLES:
+                con.execute(f"DELETE FROM {table} WHERE article_id IN (SELECT article_id FROM batch_ids)")
+                frame = fields.get(table)
+                if frame is not None and frame.height:
+                    con.register("batch_fields", frame.to_arrow())
+                    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM batch_fields")
+                    con.unregister("batch_fields")
+            con.unregister("batch_ids")
         if pages.height:
             con.register("batch_pages", pages.to_arrow())
             con.execute("INSERT OR REPLACE INTO pages BY NAME SELECT * FROM batch_pages")

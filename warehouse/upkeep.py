@@ -16,7 +16,7 @@ import duckdb
 import polars as pl
 
 from warehouse.connection import load_extension, open_warehouse
-from warehouse.load import load_batch
+from warehouse.load import FIELD_TABLES, load_batch
 
 __all__ = ["spool_dir", "spool_batch", "load_spool", "refresh_search_index", "search", "maintain", "SEARCH_TABLE"]
 
@@ -50,10 +50,10 @@ def load_spool(con: duckdb.DuckDBPyConnection, warehouse: str) -> int:
     """Load spooled batches (oldest first) and remove them once committed. Returns batches loaded."""
     loaded = 0
     for batch in spooled(warehouse):
-        frames = {name: pl.read_parquet(batch / f"{name}.parquet") for name in ("articles", "pages", "outcomes")
-                  if (batch / f"{name}.parquet").exists()}
+        frames = {p.stem: pl.read_parquet(p) for p in sorted(batch.glob("*.parquet"))}
+        fields = {k: v for k, v in frames.items() if k in FIELD_TABLES}
         load_batch(con, frames.get("articles", pl.DataFrame()), frames.get("pages", pl.DataFrame()),
-                   frames.get("outcomes", pl.DataFrame()))
+                   frames.get("outcomes", pl.DataFrame()), fields)
         runs = batch / "run.json"
         if runs.exists():
             _record_spooled_run(con, json.loads(runs.read_text(encoding="utf-8")))

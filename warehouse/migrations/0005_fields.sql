@@ -1,4 +1,4 @@
--- 0003: structured fields extracted from articles.text by transforms.fields (quotes with speakers,
+-- 0005: structured fields extracted from articles.text by transforms.fields (quotes with speakers,
 -- entities, amounts, datelines/bylines). Offsets (start_char, end_char) index into articles.text;
 -- transform_version is transforms.fields.FIELDS_VERSION. Rows are replaced per article on re-extraction.
 
@@ -14,7 +14,6 @@ CREATE TABLE quotes (
     end_char          INTEGER NOT NULL,
     transform_version VARCHAR NOT NULL
 );
-CREATE INDEX quotes_article ON quotes (article_id);
 
 CREATE TABLE entities (
     article_id        VARCHAR NOT NULL,
@@ -27,7 +26,6 @@ CREATE TABLE entities (
     end_char          INTEGER NOT NULL,
     transform_version VARCHAR NOT NULL
 );
-CREATE INDEX entities_article ON entities (article_id);
 
 CREATE TABLE amounts (
     article_id        VARCHAR NOT NULL,
@@ -43,7 +41,6 @@ CREATE TABLE amounts (
     end_char          INTEGER NOT NULL,
     transform_version VARCHAR NOT NULL
 );
-CREATE INDEX amounts_article ON amounts (article_id);
 
 CREATE TABLE datelines (
     article_id        VARCHAR NOT NULL,
@@ -54,7 +51,6 @@ CREATE TABLE datelines (
     end_char          INTEGER,
     transform_version VARCHAR NOT NULL
 );
-CREATE INDEX datelines_article ON datelines (article_id);
 
 -- Who is quoted most, per source: quotes and articles per named speaker (descriptions such as
 -- "anonymous letter" and unattributed quotes are left out).
