@@ -18,17 +18,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+import duckdb
 import polars as pl
 
 from flows.clean import EXTRACTOR, EXTRACTOR_VERSION, Extractor
 from flows.config import Settings
 from flows.discover import Candidate, Discovery, discover_source
 from flows.fetch import TRANSIENT_OUTCOMES, Fetcher, FetchResult, HostPolicy, classify_page
+from flows.pagecache import PageCache
 from flows.sources import Source
 from flows.urls import article_id, canonical_url, host_of
 from transforms.articles import EXTRACTED_SCHEMA, build_articles
 from transforms.fields import field_frames
-from warehouse.connection import WarehouseBusy, open_warehouse
+from warehouse.connection import WarehouseBusy, WarehouseError, open_warehouse
+from warehouse.faults import fault_point
 from warehouse.load import (
     OUTCOME_SCHEMA,
     PAGE_SCHEMA,
@@ -154,9 +157,19 @@ class Fetched:
 
 
 async def fetch_batch(fetcher: PageSource, batch: list[Planned]) -> list[Fetched]:
-    results = await fetcher.fetch_many([p.candidate.url for p in batch])
+    """Fetch a batch. Pages a crashed run fetched but never loaded come from the page cache, and
+    every page fetched here is kept there until its batch is loaded."""
+    cache = PageCache(fetcher.settings.warehouse) if isinstance(fetcher, Fetcher) else None
+    found = {p.candidate.url: cache.get(p.candidate.url) for p in batch} if cache else {}
+    missing = [p.candidate.url for p in batch if found.get(p.candidate.url) is None]
+    fetched = dict(zip(missing, await fetcher.fetch_many(missing), strict=True))
+    if cache is not None:
+        for result in fetched.values():
+            cache.put(result)
+    fault_point("after_fetch")
     out = []
-    for p, r in zip(batch, results, strict=True):
+    for p in batch:
+        r = found.get(p.candidate.url) or fetched[p.candidate.url]
         out.append(Fetched(p, classify_page(r, fetcher.settings.max_bytes)))
     return out
 
@@ -273,13 +286,20 @@ def load_frames(settings: Settings, frames: BatchFrames) -> None:
     """Load one batch, waiting up to ``load_wait`` for a warehouse held by a reader. If it stays busy
     the batch is spooled to disk (loaded by the next run, so nothing is fetched twice) and the run
     fails with the reason."""
+    urls = frames.outcomes["url"].to_list()
     try:
         with open_warehouse(settings.warehouse, wait=settings.load_wait) as con:
             load_batch(con, frames.articles, frames.pages, frames.outcomes, frames.fields)
     except WarehouseBusy:
         where = spool_batch(settings.warehouse, frames.tables())
+        PageCache(settings.warehouse).drop(urls)
         raise WarehouseBusy(f"warehouse {settings.warehouse} stayed busy for {settings.load_wait:g}s; "
                             f"the batch is kept in {where} and loads with the next run") from None
+    except duckdb.Error as exc:  # e.g. a full disk: nothing of this batch is committed, its pages stay cached
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise WarehouseError(f"cannot write to warehouse {settings.warehouse}: {first} "
+                             "(the fetched pages are kept for the next run)") from None
+    PageCache(settings.warehouse).drop(urls)
 
 
 # -- orchestration --------------------------------------------------------------------------------------
@@ -378,6 +398,8 @@ async def _locked_run(settings: Settings, enabled: list[Source], steps: Any, rep
         spooled = load_spool(con, settings.warehouse)
         if spooled:
             say(f"loaded {spooled} batch(es) kept from an earlier run")
+    PageCache(settings.warehouse).prune()
+    with open_warehouse(settings.warehouse, wait=settings.load_wait) as con:
         start_run(con, report.run_id, flow_name, report.started_at, params)
         state = source_health(con)
     validators = {k: v for k, v in state.items()}

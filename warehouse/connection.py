@@ -133,6 +133,12 @@ def open_warehouse(target: str, read_only: bool = False, wait: float = 10.0) -> 
                     f"warehouse {target} is busy (another process holds it); waited {wait:g}s, try again later"
                 ) from None
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if "replaying WAL" in message or "Corrupt WAL" in message:
+                raise WarehouseError(
+                    f"warehouse {target}: its write-ahead log {target}.wal is damaged, so DuckDB will not open it. "
+                    f"newsdesk changed nothing. To recover the last checkpointed state, move the log aside "
+                    f"(mv {target}.wal {target}.wal.damaged) and run again; see docs/reliability.md"
+                ) from None
             raise WarehouseError(f"cannot open warehouse {target}: {message}") from None
     try:
         con.execute("SET TimeZone = 'UTC'")

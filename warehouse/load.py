@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable
 from datetime import datetime
@@ -10,6 +11,8 @@ from typing import Any
 import duckdb
 import polars as pl
 import pyarrow as pa
+
+from warehouse.faults import fault_point
 
 __all__ = ["known_urls", "load_batch", "start_run", "finish_run", "save_source_state", "source_validators",
            "OUTCOME_SCHEMA", "PAGE_SCHEMA"]
@@ -70,8 +73,9 @@ def known_urls(con: duckdb.DuckDBPyConnection, urls: list[str], canonicals: list
     known_canon = {
         r[0]
         for r in con.execute(
+            # a 'duplicate' row points at another URL holding the canonical one; that URL decides
             "SELECT DISTINCT o.canonical_url FROM cprobe p JOIN url_outcomes o ON o.canonical_url = p.c "
-            "WHERE NOT list_contains(?, o.outcome) "
+            "WHERE NOT list_contains(?, o.outcome) AND o.outcome <> 'duplicate' "
             "UNION SELECT a.url FROM cprobe p JOIN articles a ON a.url = p.c",
             [retry],
         ).fetchall()
@@ -108,6 +112,7 @@ def load_batch(con: duckdb.DuckDBPyConnection, articles: pl.DataFrame, pages: pl
             con.register("batch_articles", articles.to_arrow())
             con.execute("INSERT OR REPLACE INTO articles BY NAME SELECT * FROM batch_articles")
             con.unregister("batch_articles")
+        fault_point("mid_load")
         if outcomes.height:
             con.register("batch_outcomes", outcomes.to_arrow())
             con.execute(
@@ -133,8 +138,14 @@ def load_batch(con: duckdb.DuckDBPyConnection, articles: pl.DataFrame, pages: pl
             con.unregister("batch_outcomes")
         con.execute("COMMIT")
     except Exception:
-        con.execute("ROLLBACK")
+        _rollback(con)
         raise
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back if a transaction is still open; a failed COMMIT has already ended it."""
+    with contextlib.suppress(duckdb.Error):
+        con.execute("ROLLBACK")
 
 
 def start_run(con: duckdb.DuckDBPyConnection, run_id: str, flow: str, started_at: datetime,

@@ -18,7 +18,7 @@ from transforms.fields.bylines import parse_byline
 from transforms.fields.frames import FIELD_SCHEMAS, field_frames
 from transforms.fields.gazetteer import warm
 
-FIELDS_VERSION = "1"
+FIELDS_VERSION = "2"  # 2: organisation rules by context, list-article sections, acronym and suffix folding
 
 __all__ = ["FIELDS_VERSION", "FIELD_SCHEMAS", "article_fields", "field_frames", "warm"]
 

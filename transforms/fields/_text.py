@@ -157,14 +157,17 @@ def _is_cap(w: str) -> bool:
 
 def cap_sequences(text: str, start: int, end: int) -> list[CapSeq]:
     """Runs of capitalised words in one paragraph. Possessive endings are split off and flagged."""
-    toks = tokens(text, start, end)
+    # parallel lists rather than Tok objects: this runs on every paragraph of every article
+    ms = list(TOKEN.finditer(text, start, end))
+    tt = [m.group() for m in ms]
+    ts = [m.start() for m in ms]
+    te = [m.end() for m in ms]
     out: list[CapSeq] = []
-    n = len(toks)
+    n = len(tt)
     i = 0
     prev_boundary = True  # paragraph start counts as a sentence start
     while i < n:
-        t = toks[i]
-        w = t.text
+        w = tt[i]
         c0 = w[0]
         if c0.islower() and "-" not in w:
             prev_boundary = False
@@ -182,9 +185,15 @@ def cap_sequences(text: str, start: int, end: int) -> list[CapSeq]:
         j = i
         possessive = False
         while j < n:
-            tw = toks[j].text
+            tw = tt[j]
             if tw[0].isalnum() and _is_cap(tw):
                 clean = tw
+                cut = False
+                if "-" in tw:
+                    # a dash typed as a hyphen: "Debate and Forensics League-all because ..."
+                    head, _, tail = tw.rpartition("-")
+                    if tail in FUNCTION_WORDS and head[-1:].isalpha():
+                        clean, tw, cut = head, head, True
                 if clean.endswith(("’s", "'s")):
                     clean = clean[:-2]
                     possessive = True
@@ -192,15 +201,18 @@ def cap_sequences(text: str, start: int, end: int) -> list[CapSeq]:
                     clean = clean[:-1]
                     possessive = True
                 words.append(clean)
-                spans.append((toks[j].start, toks[j].start + len(clean)))
+                spans.append((ts[j], ts[j] + len(clean)))
+                if cut:
+                    j += 1
+                    break
                 if possessive:
                     if (
                         any(w.lower() in CONNECTORS for w in words)
                         and j + 1 < n
-                        and toks[j + 1].text[0].isupper()
+                        and tt[j + 1][0].isupper()
                     ):
                         words[-1] = tw
-                        spans[-1] = (toks[j].start, toks[j].end)
+                        spans[-1] = (ts[j], te[j])
                         possessive = False
                         j += 1
                         continue
@@ -209,14 +221,14 @@ def cap_sequences(text: str, start: int, end: int) -> list[CapSeq]:
                 # an abbreviation's dot joins the next capitalised word (Rep. Andy Kim, Dominic M. Miller)
                 if (
                     j + 2 < n
-                    and toks[j + 1].text == "."
-                    and toks[j + 1].start == toks[j].end
+                    and tt[j + 1] == "."
+                    and ts[j + 1] == te[j]
                     and (tw.lower() in ABBREV_TITLE or (len(tw) == 1 and tw.isupper()))
-                    and _is_cap(toks[j + 2].text)
-                    and toks[j + 2].text[0].isalpha()
+                    and _is_cap(tt[j + 2])
+                    and tt[j + 2][0].isalpha()
                 ):
                     words[-1] = tw + "."
-                    spans[-1] = (toks[j].start, toks[j + 1].end)
+                    spans[-1] = (ts[j], te[j + 1])
                     j += 2
                     continue
                 j += 1
@@ -226,24 +238,24 @@ def cap_sequences(text: str, start: int, end: int) -> list[CapSeq]:
                 words
                 and tw.lower() in CONNECTORS
                 and j + 1 < n
-                and toks[j + 1].text[0].isalpha()
-                and _is_cap(toks[j + 1].text)
-                and not (tw.lower() == "the" and toks[j + 1].text in ("The",))
+                and tt[j + 1][0].isalpha()
+                and _is_cap(tt[j + 1])
+                and not (tw.lower() == "the" and tt[j + 1] in ("The",))
             ):
                 words.append(tw)
-                spans.append((toks[j].start, toks[j].end))
+                spans.append((ts[j], te[j]))
                 j += 1
                 continue
             if (
                 words
                 and tw.lower() in ("of", "for")
                 and j + 2 < n
-                and toks[j + 1].text == "the"
-                and toks[j + 2].text[0].isalpha()
-                and _is_cap(toks[j + 2].text)
+                and tt[j + 1] == "the"
+                and tt[j + 2][0].isalpha()
+                and _is_cap(tt[j + 2])
             ):
                 words.extend([tw, "the"])
-                spans.extend([(toks[j].start, toks[j].end), (toks[j + 1].start, toks[j + 1].end)])
+                spans.extend([(ts[j], te[j]), (ts[j + 1], te[j + 1])])
                 j += 2
                 continue
             break

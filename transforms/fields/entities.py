@@ -5,7 +5,15 @@ acronym definitions ("Popular Mobilization Forces (PMF)"), the gazetteer (gazett
 keywords ("... Association", "Department of ..."), geographic keywords ("... County", "Mount ..."),
 titles ("Sen.", "Secretary of State"), a known given name as first word, and context (a speech verb, an
 appositive ", a former ..."). Short forms are then folded into the fullest form: "Pompeo" into
-"Mike Pompeo", "PMF" into "Popular Mobilization Forces", "Chiefs" into "Kansas City Chiefs".
+"Mike Pompeo", "PMF" into "Popular Mobilization Forces", "Chiefs" into "Kansas City Chiefs", "VPA" into
+"Vermont Principals Association" (initials), "Advisory Board" into "CNBC Changemakers Advisory Board".
+
+Runs no rule above decides are organisations when their context says so (_org_by_context): an
+employer ("worked at X", "an attorney with X", "joined X"), a kind noun before ("the duo X", "the
+company X"), "X member/spokesman", a publication spoken to ("told the X", "The X's"), a platform
+("posted on X", used twice or more) and "X forces". List articles (awards) read their section headings:
+items under a group/band heading are organisations, headings and the works after an artist are not.
+Awards and events ("Artist of the Year", "Brit Awards", "Super Bowl") are not entities.
 """
 
 from __future__ import annotations
@@ -35,6 +43,8 @@ TITLE_WORDS = wordset("""president vice prime minister secretary sen senator rep
     bishop archbishop cardinal pope king queen prince princess sheikh ayatollah emir sultan chancellor
     premier lord lady sir dame attorney coach inspector superintendent councillor councilman
     councilwoman alderman trooper deputy agent""")
+# words that continue a title already begun: "Chief Executive", "Chief Operating Officer", "Managing Director"
+_TITLE_CONT = frozenset({"executive", "operating", "financial", "technology", "information", "managing", "officer"})
 # titles that can stand before a name but are also ordinary parts of organisation names
 _WEAK_TITLES = frozenset({"general", "chief", "director", "speaker", "chair", "deputy", "agent", "officer", "father", "major"})
 
@@ -48,12 +58,15 @@ ORG_LAST = wordset("""association associations institute institution party commi
     systems technologies labs laboratories reserve movement front brigade brigades militia militias
     cabinet government poll commission caucus directorate secretariat command division regiment battalion
     fleet unit units foundation institutes agency studios records entertainment media publishing group
-    museum library orchestra conference tribunal panel taskforce inc. corp. bros brothers""")
+    museum library orchestra conference tribunal panel taskforce inc. corp. bros brothers
+    gmbh llp limited incorporated pty pte nv bv sarl""")
 ORG_FIRST_OF = wordset("""department university office ministry bank institute board council house court church college school
     academy bureau agency commission committee federation union league party society museum friends
     government center centre foundation alliance coalition association organization organisation""")
+_GROUP_NOUNS = wordset("members member leaders officials supporters employees staff critics opponents representatives "
+                       "students residents fans voters delegates lawmakers shares stock")
 _LEAD_STRIP = frozenset({"former", "ex", "late", "then", "acting", "interim", "outgoing", "incoming"})
-ORG_SINGLE = wordset("congress senate parliament pentagon kremlin knesset duma bundestag interpol")
+ORG_SINGLE = wordset("house congress senate parliament pentagon kremlin knesset duma bundestag interpol")
 PARTY_FORMS = re.compile(r"^(Democrat|Republican|Conservative|Liberal|Labour|Tory|Tories|Green|Socialist|Communist)(s|ic)?$")
 
 PLACE_LAST = wordset("""county river lake mountains mountain island islands bay sea ocean gulf strait straits valley hill hills
@@ -61,6 +74,8 @@ PLACE_LAST = wordset("""county river lake mountains mountain island islands bay 
     road bridge beach coast harbor harbour falls heights springs forest plaza station palace strip
     basin delta district borough township parish governorate prefecture oblast region territory
     channel""")
+EVENT_LAST = wordset("""awards games olympics paralympics festival championship championships cup bowl marathon tournament
+    expo fair prize prizes gala derby classic grand prix open""")
 PLACE_FIRST = wordset("mount lake isle gulf strait cape fort port")
 _COMPASS_REGION = re.compile(
     r"^(?:North|South|East|West|Central|Middle|Far|Near|Northern|Southern|Eastern|Western|Southeast|Southwest|Northeast|Northwest)\s+"
@@ -170,6 +185,7 @@ class _Cand:
     speaker_ctx: bool = False
     appositive: bool = False
     country: str | None = None
+    listed: bool = False  # an item of a list article
 
 
 def _classify_words(words: list[str]) -> tuple[str | None, str | None]:
@@ -200,6 +216,9 @@ def _classify_words(words: list[str]) -> tuple[str | None, str | None]:
     return None, None
 
 
+_AWARD = re.compile(r"\bof the (?:Year|Decade|Season|Month)$|^Best [A-Z]")
+
+
 def _split_title(words: list[str]) -> tuple[list[str], list[str], list[str]]:
     """(before, title, after): 'Supreme Court Justice Hugo Black' -> (['Supreme','Court'], ['Justice'], ['Hugo','Black'])."""
     n = len(words)
@@ -208,7 +227,8 @@ def _split_title(words: list[str]) -> tuple[list[str], list[str], list[str]]:
         if lw not in TITLE_WORDS:
             continue
         j = i
-        while j < n and (words[j].lower().rstrip(".") in TITLE_WORDS or (words[j].lower() == "of" and j + 1 < n)):
+        while j < n and (words[j].lower().rstrip(".") in TITLE_WORDS or (words[j].lower() == "of" and j + 1 < n)
+                         or (j > i and words[j].lower() in _TITLE_CONT)):
             if words[j].lower() == "of":
                 j += 2  # "Secretary of State", "Head of School"
                 continue
@@ -223,6 +243,8 @@ def _split_title(words: list[str]) -> tuple[list[str], list[str], list[str]]:
 
 
 def _cands_from_seq(seq: CapSeq, text: str, para_end: int) -> list[_Cand]:
+    if _AWARD.search(seq.text) or (len(seq.words) >= 2 and seq.words[-1].lower() in EVENT_LAST):
+        return []  # "Artist of the Year", "Brit Awards", "Super Bowl": awards and events are not entities
     words = list(seq.words)
     spans = list(seq.word_spans)
     sent_initial = seq.sent_initial
@@ -237,6 +259,10 @@ def _cands_from_seq(seq: CapSeq, text: str, para_end: int) -> list[_Cand]:
             sent_initial = False
             continue
         break
+    # "Members of the CNBC Advisory Board": the people of a body are not part of its name
+    if len(words) >= 3 and words[0].lower() in _GROUP_NOUNS and words[1].lower() in ("of", "from"):
+        k = 3 if words[2].lower() == "the" and len(words) > 3 else 2
+        words, spans, sent_initial = words[k:], spans[k:], False
     while words and words[-1].lower() in ("of", "for", "the", "and", "&", "on"):
         words.pop()
         spans.pop()
@@ -338,7 +364,8 @@ def _cands_from_part(words: list[str], spans: list[tuple[int, int]], sent_initia
                 _context(c, text, para_end)
                 return [*out, c]
     gaz = gazetteer.places()
-    if 2 <= len(words) <= 4 and words[-1].endswith("s") and " ".join(words[:-1]) in gaz:
+    if 2 <= len(words) <= 4 and words[-1].endswith("s") and " ".join(words[:-1]) in gaz and (
+            words[0].lower() not in given or _the_before(text, start) or f"the {words[-1]}" in text):
         return [_Cand(words, start, end, ORG, sent_initial, possessive)]  # a team: "Kansas City Chiefs"
     for k in (2, 1):
         if words[0].lower() in given:
@@ -346,7 +373,7 @@ def _cands_from_part(words: list[str], spans: list[tuple[int, int]], sent_initia
         if len(words) > k and " ".join(words[:k]) in gaz and gaz[" ".join(words[:k])][1] >= 2:
             head = _Cand(words[:k], spans[0][0], spans[k - 1][1], PLACE, sent_initial, False, country=gaz[" ".join(words[:k])][0])
             return [head, *_cands_from_part(words[k:], spans[k:], False, possessive, text, para_end)]
-    if len(words) >= 2 and _DEMONYM.search(words[0]) and words[0].lower() not in given:
+    while len(words) >= 2 and _DEMONYM.search(words[0]) and words[0].lower() not in given:
         words, spans, start, sent_initial = words[1:], spans[1:], spans[1][0], False
     c = _Cand(words, start, end, None, sent_initial, possessive)
     _context(c, text, para_end)
@@ -361,6 +388,11 @@ def _context(c: _Cand, text: str, para_end: int) -> None:
     pw = _PREV_WORD.search(before)
     if pw and pw.group(1).lower() in TITLE_WORDS and c.kind in (None, PERSON):
         c.titled = True
+
+
+def _the_before(text: str, start: int) -> bool:
+    """The run follows "the": a team or a body ("the Denver Bears"), never a person ("Layton Williams")."""
+    return text[max(0, start - 4): start].lower() == "the "
 
 
 def _looks_like_name(words: list[str]) -> bool:
@@ -387,6 +419,22 @@ def _title_like(q: str) -> bool:
 
 _DEMONYM = re.compile(r"(?:-American|-British|ian|ean|ese|ish|ani|i)$")
 _PREV_WORD = re.compile(r"(?<![\w.])([A-Za-z]+)\.?\s+$")
+_LIST_HEADING = re.compile(
+    r"(?:Best\b[^,“”\"]*|[^,“”\"]*\bof the (?:Year|Decade|Season|Month)|[^,“”\"]*\s/\s[^,“”\"]*|"
+    r"[^,“”\"]*\b(?:Act|Artist|Album|Song|Group|Band|Duo|Award|Category|Nominee|Winner|Record|Single|Video|Performance)s?)"
+)
+_GROUP_HEADING = re.compile(r"(?i)\b(?:groups?|bands?|duos?|trios?)\b")
+_WORK_HEADING = re.compile(r"\b(?:Album|Song|Single|Record|Video|Book|Film|Play|Show|Series)s?\b")
+_AFTER_NUMBER = re.compile(r"\d\w*\s+$")
+
+
+def _in_vocab(w: str, vocab: set[str]) -> bool:
+    """`w` or its plural/singular is written in lower case somewhere in the text."""
+    return w in vocab or w + "s" in vocab or (w.endswith("s") and w[:-1] in vocab)
+
+
+_URL = re.compile(r"(?:https?://|www\.)\S*")
+_TITLE_WORD = re.compile(r"\b[A-Z][a-z]+\b")
 _ACRONYM_DEF = re.compile(r"\(\s*([A-Z][A-Za-z&]{1,9})\s*\)")
 
 
@@ -402,13 +450,22 @@ def extract(text: str, paras: list[tuple[int, int]], skip: tuple[int, int] | Non
     cands: list[_Cand] = []
     acronyms: dict[str, tuple[int, int, list[str]]] = {}
     non_entity: set[str] = set()
-    lower_vocab = {w for w in _LOWER_WORD.findall(text)}
+    lower_vocab = set(_LOWER_WORD.findall(_URL.sub(" ", text) if "://" in text or "www." in text else text))
     list_lines = [(ps, pe) for ps, pe in paras if pe - ps < 160 and (lm := _LIST_LINE.match(text, ps, pe)) and lm.end() == pe]
     is_list = len(list_lines) >= 3
     list_set = set(list_lines) if is_list else set()
+    heading: str | None = None  # the current section heading of a list article ("Group of the Year")
     for ps, pe in paras:
+        if (is_list and pe - ps <= 60 and (hm := _LIST_HEADING.match(text, ps, pe)) and hm.end() == pe
+                and all(w[:1].isupper() or w[:1].isdigit() or w in ("of", "the", "and", "for", "&", "/") for w in text[ps:pe].split())):
+            heading = text[ps:pe]  # a category or award heading in a list article names no entity
+            continue
+        if (ps, pe) not in list_set and pe - ps > 80:
+            heading = None
         if is_upper_line(text, ps, pe) or (pe - ps < 250 and _CREDIT.search(text, ps, pe)):
             continue
+        group_section = bool(heading and _GROUP_HEADING.search(heading))
+        work_section = bool(heading and _WORK_HEADING.search(heading))
         dl = _DATELINE_CREDIT.match(text, ps, pe)
         titles = [(m.start(), m.end()) for m in _QUOTED.finditer(text, ps, pe) if _title_like(m.group(1))]
         seqs = cap_sequences(text, ps, pe)
@@ -418,27 +475,42 @@ def extract(text: str, paras: list[tuple[int, int]], skip: tuple[int, int] | Non
             if dl and dl.start(1) <= seq.start < dl.end(1):
                 continue
             if titles and any(a <= seq.start < b for a, b in titles):
+                td = re.match(r"[”\"]\s*\(\s*([A-Z][A-Za-z&]{1,9})\s*\)", text[seq.end:pe])
+                if td and _initials_match(td.group(1), seq.words):
+                    non_entity.add(td.group(1))  # "Citizen Only Voting" (COV): the short form of a quoted name
                 continue
             if (ps, pe) in list_set and text[seq.start - 1: seq.start] not in "“\"" and seq.start < (text.find("“", ps, pe) if "“" in text[ps:pe] else pe):
                 words = seq.words
                 low = [w.lower() for w in words]
-                if len(words) <= 3 and not any(w in lower_vocab or w in CONNECTORS for w in low):
+                if _AFTER_NUMBER.search(text, ps, seq.start):
+                    continue  # "My 21st Century Blues": a title, not a name
+                if seq.end == pe and re.search(r"\s[–—-]\s*$", text[ps:seq.start]):
+                    continue  # "Jungle – WINNER": a marker after the item
+                if work_section and "," in text[ps:seq.start] and not any(q in text[ps:pe] for q in "“\""):
+                    continue  # "Blur, The Ballad of Darren" under "Album of the Year": the work after the artist
+                if (words[0] == "The" and len(words) >= 2 and seq.start == ps and _looks_like_name(words[1:])
+                        and re.search(r"[^s]s$", words[-1]) and _classify_words(words[1:])[0] is None):
+                    # a list item "The Rolling Stones": a person's name never starts with "The"
+                    cands.append(_Cand(list(words), seq.start, seq.end, ORG, False, False, listed=True))
+                    continue
+                if len(words) <= 3 and not any(w in lower_vocab or (w in CONNECTORS and not (group_section and w == "&")) for w in low):
                     kind, code = _classify_words(words)
-                    if kind != ORG and not (kind == PLACE and len(words) == 1 and words[0] not in gazetteer.places()):
+                    if group_section and kind != PLACE:
+                        kind = ORG  # the items of a "Group of the Year" / "Best Band" section
+                    elif kind != ORG and not (kind == PLACE and len(words) == 1 and words[0] not in gazetteer.places()):
                         kind = kind if kind == PLACE else PERSON
-                        if kind == PERSON and low[0] not in given and re.search(r"[^s]s$", words[-1]) and len(words[-1]) > 3:
-                            kind = ORG
-                    cands.append(_Cand(list(words), seq.start, seq.end, kind or PERSON, False, False, country=code))
+                    cands.append(_Cand(list(words), seq.start, seq.end, kind or PERSON, False, False, country=code, listed=True))
                     continue
             new = _cands_from_seq(seq, text, pe)
             # acronym definition right after the run: "Popular Mobilization Forces (PMF)"
             m = _ACRONYM_DEF.match(text, seq.end + (2 if seq.possessive else 0), pe) if not seq.possessive else None
             if m is None and seq.end < pe:
-                m2 = re.match(r"\s*\(\s*([A-Z][A-Za-z&]{1,9})\s*\)", text[seq.end:pe])
+                m2 = re.match(r"[”\"]?\s*\(\s*([A-Z][A-Za-z&]{1,9})\s*\)", text[seq.end:pe])
                 if m2:
                     m = _ACRONYM_DEF.search(text, seq.end, seq.end + m2.end())
-            if m and _initials_match(m.group(1), seq.words) and text[seq.start - 1: seq.start] not in "“\"":
-                quoted = text[seq.end: seq.end + 1] in "”\""
+            if m and _initials_match(m.group(1), seq.words):
+                # a quoted phrase's short form ("Citizen Only Voting" (COV)) names a thing, not a body
+                quoted = text[seq.end: seq.end + 1] in ("”", "\"") or (seq.start > 0 and text[seq.start - 1] in "“\"")
                 if quoted:
                     non_entity.add(m.group(1))
                 else:
@@ -448,7 +520,33 @@ def extract(text: str, paras: list[tuple[int, int]], skip: tuple[int, int] | Non
                     new = [_Cand(list(seq.words), seq.start, seq.end, kind or ORG, seq.sent_initial, False, country=code)]
             cands.extend(new)
 
+    # a list item named as a group in one section is a group in the others too
+    listed_orgs = {tuple(c.words) for c in cands if c.listed and c.kind == ORG}
+    for c in cands:
+        if c.listed and c.kind == PERSON and tuple(c.words) in listed_orgs:
+            c.kind = ORG
+
+    # --- organisations by context ------------------------------------------------------------------
+    # surnames: the last word of a titled or listed person, or of a run opening with a given name
+    person_words = {c.words[-1] for c in cands if c.kind == PERSON or c.titled or (
+        c.kind is None and 2 <= len(c.words) <= 4 and c.words[0].lower() in given and _looks_like_name(c.words))}
+    single_counts: dict[str, int] = {}
+    for c in cands:
+        if len(c.words) == 1 and not c.sent_initial:
+            single_counts[c.words[0]] = single_counts.get(c.words[0], 0) + 1
+    for c in cands:
+        if c.kind is None and _org_by_context(c, text, given, lower_vocab, person_words, single_counts):
+            c.kind = ORG
+
     # --- person decisions -------------------------------------------------------------------------
+    _tw: list[set[str]] = []
+
+    def title_words() -> set[str]:
+        """Title-case words of the text (computed on first use)."""
+        if not _tw:
+            _tw.append(set(_TITLE_WORD.findall(text)))
+        return _tw[0]
+
     for c in cands:
         if c.kind is not None:
             continue
@@ -461,15 +559,17 @@ def extract(text: str, paras: list[tuple[int, int]], skip: tuple[int, int] | Non
                 continue
             if first in given and not (c.sent_initial and first in FUNCTION_WORDS) or (c.speaker_ctx or c.appositive) and not any(w.lower() in lower_vocab for w in c.words):
                 c.kind = PERSON
-        elif 2 <= n <= 4 and c.words[-1].endswith("s") and c.words[-1][0].isupper() and " ".join(c.words[:-1]) in gazetteer.places():
+        elif (2 <= n <= 4 and c.words[-1].endswith("s") and c.words[-1][0].isupper() and " ".join(c.words[:-1]) in gazetteer.places()
+              and (first not in given or _the_before(text, c.start) or f"the {c.words[-1]}" in text)):
             c.kind = ORG  # a team: "Kansas City Chiefs"
         elif n == 1 and c.words[0] in gazetteer.us_state_codes():
             c.kind = PLACE
             c.words = [gazetteer.us_state_codes()[c.words[0]]]
             c.country = "US"
         elif (n == 1 and c.words[0].isupper() and 2 <= len(c.words[0]) <= 6 and c.words[0] not in STOP_ACRONYMS
-              and c.words[0] not in non_entity and c.words[0].lower() not in lower_vocab):
-            c.kind = ORG
+              and c.words[0] not in non_entity and not _in_vocab(c.words[0].lower(), lower_vocab)
+              and not (_titlecase(c.words[0]) != c.words[0] and _titlecase(c.words[0]) in title_words())):
+            c.kind = ORG  # an acronym (not a word in capitals, nor a name also written "Raye")
 
     # --- build entities ---------------------------------------------------------------------------
     entities: list[Entity] = []
@@ -561,6 +661,8 @@ def extract(text: str, paras: list[tuple[int, int]], skip: tuple[int, int] | Non
                 if e.kind == ORG and e.name.replace("-", " ").lower().startswith(flat + " "):
                     ent = e
                     break
+        if ent is None and c.kind in (None, ORG):
+            ent = _fold_org(c.words, entities)
         if ent is None:
             kind = c.kind
             if kind is None:
@@ -633,3 +735,132 @@ def entity_rows(index: EntityIndex) -> list[dict[str, Any]]:
         })
     rows.sort(key=lambda r: r["start_char"])
     return rows
+
+
+def _fold_org(words: list[str], entities: list[Entity]) -> Entity | None:
+    """The organisation a shorter form stands for: an acronym of its initials ("VPA" for "Vermont
+    Principals Association"), its last words ("Advisory Board" for "CNBC Changemakers Advisory Board")
+    or the part after its "of" ("Homeland Security" for "Department of Homeland Security")."""
+    if len(words) == 1 and words[0].isupper() and 2 <= len(words[0]) <= 6:
+        acr = words[0]
+        hits = []
+        for e in entities:
+            ew = e.name.split()
+            if e.kind != ORG or len(ew) < 2:
+                continue
+            letters = "".join(w[0] for w in ew if w.lower() not in ("of", "for", "the", "and", "&", "on", "de", "in"))
+            if acr == letters.upper() or acr == "".join(w[0] for w in ew).upper():
+                hits.append(e)
+        return hits[0] if len(hits) == 1 else None
+    if len(words) < 2:
+        return None
+    low = [w.lower() for w in words]
+    n = len(low)
+    tail = " " + " ".join(low)
+    hits = []
+    for e in entities:
+        if e.kind != ORG or not e.name.lower().endswith(tail):
+            continue
+        ew = [w.lower() for w in e.name.split()]
+        if len(ew) <= n:
+            continue
+        if ew[-n:] != low:
+            continue
+        # "Advisory Board" in "CNBC Changemakers Advisory Board"; "Homeland Security" in "Department of
+        # Homeland Security" (but "Judicial Conference" in "... Committee of the Judicial Conference" is another body)
+        of_tail = ew[-n - 1] == "of" or (ew[-n - 1] == "the" and n + 2 <= len(ew) and ew[-n - 2] == "of")
+        if (of_tail and low[-1] not in ORG_LAST) or (not of_tail and low[-1] in ORG_LAST and not {"of", "the"} & set(ew)):
+            hits.append(e)
+    return hits[0] if len(hits) == 1 else None
+
+
+# What a body's name follows or precedes (word lists, looked up on the last words before the run):
+# "worked at Goldman Sachs", "an attorney with Alliance Defending Freedom", "a Ku Klux Klan member",
+# "told the Observer", "electronic music duo Jungle", "reviews on Amazon", "Coalition forces".
+_WORK_VERBS = wordset("work works worked working employed career stint job internship")
+_AFFIL_NOUNS = wordset("""attorney attorneys lawyer lawyers analyst analysts economist economists strategist strategists
+    researcher researchers executive executives partner partners director directors spokesman spokeswoman
+    spokesperson counsel consultant consultants engineer engineers founder founders co-founder co-founders ceo
+    chairman chairwoman official officials employee employees staff staffer staffers fellow fellows scholar
+    scholars reporter reporters editor editors correspondent correspondents producer producers coach player
+    players volunteer volunteers""")
+_JOIN_VERBS = wordset("join joins joined joining")
+_BY_VERBS = wordset("employed acquired funded owned bought")
+_TELL_VERBS = wordset("told tells telling tell")
+_TO_VERBS = wordset("spoke speaking talking statement according")
+_IN_VERBS = wordset("wrote writing op-ed column")
+_KIND_NOUNS = wordset("""duo trio quartet band group outfit label firm company carrier retailer airline broadcaster
+    newspaper network club charity nonprofit non-profit startup start-up insurer lender brand chain maker
+    manufacturer publisher studio agency militia organization organisation conglomerate automaker carmaker""")
+_WORK_NOUNS = wordset("""book memoir novel film movie album song single show series play musical opera documentary
+    podcast article essay report poem titled entitled called named dubbed""")
+_PLATFORM_VERBS = wordset("""posted post posts wrote written shared published available streaming streamed review
+    reviews comment comments sold selling listed launched uploaded appeared video videos account page channel
+    platform tweeted announced live""")
+_AFFIL_AFTER = wordset("member members membership spokesman spokeswoman spokesperson headquarters shareholders "
+                       "subsidiary affiliate affiliates chapter")
+_FORCES = frozenset({"force", "forces"})
+_HOLIDAYS = wordset("Christmas Easter Thanksgiving Halloween Ramadan Hanukkah Passover Diwali Eid Lent Advent Sunday")
+
+
+def _media_before(bw: list[str]) -> bool:
+    """`bw` (the words before "the X") say X is a publication spoken to or quoted: "told the", "according to the"."""
+    last = bw[-1] if bw else ""
+    prev = bw[-2] if len(bw) > 1 else ""
+    return (last in _TELL_VERBS or (last == "to" and prev in _TO_VERBS) or (last == "with" and prev == "interview")
+            or (last == "by" and prev in ("reported", "published")) or (last == "in" and prev in _IN_VERBS))
+
+
+def _org_by_context(c: _Cand, text: str, given: dict[str, str], lower_vocab: set[str], person_words: set[str],
+                    single_counts: dict[str, int]) -> bool:
+    """An undecided capitalised run that its context marks as an organisation; "X forces" also takes
+    the head noun into the name ("Coalition forces")."""
+    words = c.words
+    first = words[0].lower()
+    if words[0] != "The":  # cheap refusals first: most runs are sentence openers, surnames, demonyms
+        if first == "the" or (len(words) == 1 and (words[0] in person_words or words[0][:-1] in person_words)):
+            return False  # a surname, or a family ("the Horners")
+        if not _looks_like_name(words) and not (len(words) == 1 and words[0].isupper()):
+            return False
+        if len(words) == 1 and (first in lower_vocab or words[0].rstrip("s") in STOP_ACRONYMS or first in TITLE_WORDS
+                                or _DEMONYM.search(words[0]) or first.endswith(("ern", "an"))):
+            return False
+    bw = text[max(0, c.start - 40): c.start].lower().split()[-4:]
+    if text[c.start - 1: c.start] != " ":
+        bw = []  # "(Jungle", "“Amazon": the words before do not lead into the run
+    the = bool(bw) and bw[-1] == "the"
+    if the:
+        bw = bw[:-1]
+    last = bw[-1] if bw else ""
+    prev = bw[-2] if len(bw) > 1 else ""
+    if last in _WORK_NOUNS:
+        return False  # "the memoir The Examined Life"
+    if words[0] == "The" and len(words) >= 2 and not c.sent_initial and _looks_like_name(words[1:]):
+        # "at The Independent's live blog", "The Washington Examiner reported": a title-case "The" mid-sentence
+        return c.possessive or c.speaker_ctx or _media_before(bw)
+    if first == "the":
+        return False
+    if last[:1].isdigit():
+        return False  # "12 Gazan employees"
+    aw = text[c.end + (2 if c.possessive else 0): c.end + 30].split(None, 1)
+    joined = c.possessive or text[c.end: c.end + 1].isspace()  # not "Coalition, forces" nor "Coalition-forces"
+    nxt = aw[0].lower().rstrip(".,;:") if aw and joined else ""
+    if not c.possessive and nxt in _AFFIL_AFTER and not (first in given and len(words) <= 2):
+        return True  # "a Ku Klux Klan member"
+    if first in given:
+        return False
+    if the and _media_before(bw):
+        return True
+    if (last in ("at", "for") and prev in _WORK_VERBS) or (last in ("at", "with", "for") and prev in _AFFIL_NOUNS) \
+            or last in _JOIN_VERBS or (last == "by" and prev in _BY_VERBS):
+        return True
+    if not the and last in _KIND_NOUNS:
+        return True
+    if (len(words) == 1 and not the and last in ("on", "via") and prev in _PLATFORM_VERBS
+            and words[0] not in _HOLIDAYS and single_counts.get(words[0], 0) >= 2):
+        return True
+    if nxt in _FORCES and not c.possessive and not any("-" in w and w.rsplit("-", 1)[1].islower() for w in words):
+        c.words = [*words, nxt]
+        c.end = text.index(aw[0], c.end) + len(nxt)
+        return True
+    return False

@@ -22,7 +22,7 @@ import bisect
 import re
 from dataclasses import dataclass
 
-from transforms.fields._text import sentences, wordset
+from transforms.fields._text import FUNCTION_WORDS, sentences, wordset
 from transforms.fields.entities import ORG, PERSON, PLACE, SPEECH_VERBS, Entity, EntityIndex
 
 _MARK = re.compile(r"[“”\"«»]")
@@ -36,6 +36,8 @@ _ADV = r"(?:\s+(?:also|later|then|once|further|simply|recently|previously|earlie
 
 # after the closing mark
 _AFTER_SV = re.compile(r"^[\s,—–-]*(?P<sp>" + _PRON + r"|" + _NAME_RUN + r"|" + _DET_NP + r")" + _ADV + r"\s+(?P<v>" + _VERB + r")\b")
+# "..." singer Aoife Brennan said: a lower-case role before the name
+_AFTER_RSV = re.compile(r"^[\s,—–-]*(?P<role>(?:[a-z][\w’'\-]*\s+){1,3})(?P<sp>" + _NAME_RUN + r")" + _ADV + r"\s+(?P<v>" + _VERB + r")\b")
 _AFTER_VS = re.compile(r"^[\s,—–-]*(?P<v>" + _VERB + r")\s+(?P<sp>" + _NAME_RUN + r"|" + _DET_NP + r")")
 _AFTER_ACC = re.compile(r"^[\s,—–-]*according\s+to\s+(?P<sp>" + _NAME_RUN + r"|" + _DET_NP + r")")
 # before the opening mark: subject at the end of a text
@@ -399,8 +401,10 @@ def extract(text: str, paras: list[tuple[int, int]], index: EntityIndex) -> list
         before = text[b0:before_end]
         attr: _Attr | None = None
         if True:
-            for pat in (_AFTER_SV, _AFTER_VS):
+            for pat in (_AFTER_SV, _AFTER_VS, _AFTER_RSV):
                 m = pat.match(after)
+                if m and pat is _AFTER_RSV and any(w in FUNCTION_WORDS for w in m.group("role").split()):
+                    m = None  # ", and when interviewer X recalled": a new clause, not the quote's attribution
                 if m:
                     base = sp.end + 1 + (1 if sp.end + 1 <= pe else 0) - 1
                     at = res.from_np(m.group("sp"), base + m.start("sp"), base + m.end("sp"), sp.para)
