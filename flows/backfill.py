@@ -653,5 +653,8 @@ def partition_status(settings: Settings) -> tuple[list[str], list[tuple[Any, ...
     columns = ["source", "day", "origin", "state", "candidates", "known", "loaded", "duplicates", "failed",
                "run_id", "updated_at"]
     with open_warehouse(settings.warehouse, read_only=True, wait=settings.busy_timeout) as con:
-        rows = con.execute(f"SELECT {', '.join(columns)} FROM backfill_partitions ORDER BY day DESC, source").fetchall()
+        try:
+            rows = con.execute(f"SELECT {', '.join(columns)} FROM backfill_partitions ORDER BY day DESC, source").fetchall()
+        except duckdb.CatalogException:  # a warehouse from before backfills existed
+            rows = []
     return columns, rows

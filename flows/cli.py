@@ -366,6 +366,8 @@ def backfill(
     newest_first: Annotated[bool, typer.Option("--newest-first", help="Work the newest partitions first.")] = False,
     parallel: Annotated[int, typer.Option("--parallel", help="Partitions worked at once.")] = 4,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the partitions and what would be done; change nothing.")] = False,
+    deployment: Annotated[bool, typer.Option("--deployment", help="Submit flow runs to the Prefect 'backfill' deployment instead of running here (needs PREFECT_API_URL).")] = False,
+    chunk_days: Annotated[int, typer.Option("--chunk-days", help="With --deployment: days per submitted flow run.")] = 7,
     sources: SourcesOpt = None,
     warehouse: WarehouseOpt = None,
     allow_host: AllowHostOpt = None,
@@ -396,6 +398,22 @@ def backfill(
         raise InputError(str(exc)) from None
     if origin == "sitemap":
         _sources(settings.sources)
+    if deployment:
+        if not os.environ.get("PREFECT_API_URL"):
+            raise InputError("--deployment needs a Prefect server with the backfill deployment served "
+                             "(`newsdesk serve`): set PREFECT_API_URL")
+        if chunk_days < 1:
+            raise InputError("--chunk-days must be at least 1")
+        prepare_prefect_env()
+        from flows.submit import submit_backfill
+
+        try:
+            submitted = submit_backfill(request, chunk_days)
+        except Exception as exc:  # the API said no: one line, not a traceback
+            raise WorkError(f"could not submit to the backfill deployment: {str(exc).splitlines()[0]}") from None
+        columns = ["flow_run_id", "name", "since", "until", "state", "idempotency_key"]
+        render(columns, [[r[c] for c in columns] for r in submitted], out_format, title="Submitted")
+        return
     if not dry_run:
         _ensure_writable(settings)
     summary = _run_backfill_flow(settings, request, settings.sources if origin == "sitemap" else None)
@@ -428,7 +446,17 @@ def backfill_status(
         columns, rows = partition_status(settings)
     except WarehouseError as exc:
         raise WorkError(str(exc)) from None
-    render(columns, rows, out_format)
+    render(columns, rows, out_format, title="Partitions")
+    if os.environ.get("PREFECT_API_URL"):
+        from flows.submit import deployment_runs
+
+        try:
+            runs = deployment_runs()
+        except Exception as exc:
+            _err(f"newsdesk: could not read the backfill deployment's runs: {str(exc).splitlines()[0]}")
+            return
+        run_columns = ["flow_run_id", "name", "since", "until", "state", "start_time", "end_time"]
+        render(run_columns, [[r[c] for c in run_columns] for r in runs], out_format, title="Deployment runs")
 
 
 @app.command()

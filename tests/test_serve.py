@@ -351,3 +351,103 @@ def test_maintenance_command(site, tmp_path):
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)[0]
     assert report["indexed_articles"] == query(s.warehouse, "SELECT count(*) FROM articles")[0][0]
+
+
+def _api(prefect_url: str):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    return temporary_settings({PREFECT_API_URL: prefect_url})
+
+
+def test_late_runs_after_downtime_do_not_stampede(prefect_server, site, tmp_path):
+    """serve was down while runs fell due: when it comes back, one run does the work and the other
+    late runs see they are covered and finish at once."""
+    from datetime import UTC, datetime, timedelta
+
+    from prefect.client.orchestration import get_client
+    from prefect.states import Scheduled
+
+    server, _ = site
+    sources = tmp_path / "one.csv"
+    sources.write_text(f"name,kind,url,schedule,enabled\nledger-rss,rss,{server.base}/feeds/rss.xml,1h,true\n")
+    wh = str(tmp_path / "late.duckdb")
+    proc = start_serve(prefect_server, sources, wh, server.host, tmp_path / "client")
+
+    async def registered() -> bool:
+        async with get_client() as client:
+            try:
+                await client.read_deployment_by_name("ingest/ingest")
+                return True
+            except Exception:
+                return False
+
+    try:
+        with _api(prefect_server):
+            wait_for(lambda: asyncio.run(registered()), 90, "serve did not register the deployments")
+    finally:
+        stop_serve(proc)
+    ingest(load_settings(env={}, warehouse=wh, sources=str(sources), allow_hosts=(server.host,), host_delay=0.0))
+    baseline = query(wh, "SELECT count(*) FROM runs WHERE status = 'completed'")[0][0]
+
+    async def make_late_runs() -> None:
+        async with get_client() as client:
+            deployment = await client.read_deployment_by_name("ingest/ingest")
+            now = datetime.now(UTC)
+            for minutes in (50, 40, 30, 20, 10):  # due while serve was down
+                await client.create_flow_run_from_deployment(
+                    deployment.id, parameters={"only": ["ledger-rss"]},
+                    state=Scheduled(scheduled_time=now - timedelta(minutes=minutes)))
+
+    # the source's last run happened before these runs were due
+    con = duckdb.connect(wh)
+    con.execute("UPDATE source_state SET last_run_at = now() - INTERVAL 2 HOUR")
+    con.close()
+    with _api(prefect_server):
+        asyncio.run(make_late_runs())
+    proc = start_serve(prefect_server, sources, wh, server.host, tmp_path / "client")
+    try:
+        wait_for(lambda: query(wh, "SELECT count(*) FROM runs WHERE status = 'caught_up'")[0][0] >= 4, 150,
+                 "the late runs were not worked off")
+    finally:
+        stop_serve(proc)
+    worked = query(wh, "SELECT count(*) FROM runs WHERE status = 'completed'")[0][0] - baseline
+    assert 1 <= worked <= 2, f"{worked} late runs did real work"
+
+
+def test_backfill_submitted_to_the_deployment_is_idempotent(prefect_server, site, tmp_path):
+    from bench.corpus import build_warc
+    from tests.test_backfill import planted_records
+
+    server, _ = site
+    warc = build_warc(tmp_path / "d.warc.gz", planted_records(30))
+    sources = interval_sources(server.base, tmp_path, seconds=3600)
+    wh = str(tmp_path / "bf.duckdb")
+    env = {**os.environ, "PREFECT_API_URL": prefect_server, "PREFECT_HOME": str(tmp_path / "client"),
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "NO_COLOR": "1"}
+    args = [*NEWSDESK, "backfill", "--since", "2020-01-01", "--until", "2020-12-31", "--from", "warc", "--warc",
+            str(warc), "-w", wh, "--deployment", "--chunk-days", "120", "-f", "json"]
+    proc = start_serve(prefect_server, sources, wh, server.host, tmp_path / "client")
+    try:
+        first = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
+        assert first.returncode == 0, first.stderr[-2000:]
+        again = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
+        assert again.returncode == 0, again.stderr[-2000:]
+        ids = [r["flow_run_id"] for r in json.loads(first.stdout)]
+        assert len(ids) == 4  # 366 days in chunks of 120
+        assert [r["flow_run_id"] for r in json.loads(again.stdout)] == ids
+
+        def all_done() -> bool:
+            status = subprocess.run([*NEWSDESK, "backfill", "status", "-w", wh, "-f", "json"], capture_output=True,
+                                    text=True, env=env, timeout=60)
+            if status.returncode != 0 or not status.stdout.strip():
+                return False
+            tables = status.stdout.strip().split("\n]\n")
+            runs = json.loads(tables[-1] if tables[-1].startswith("[") else tables[-1] + "\n]")
+            mine = [r for r in runs if r["flow_run_id"] in ids]
+            return len(mine) == 4 and all(r["state"] == "Completed" for r in mine)
+
+        wait_for(all_done, 200, "the submitted backfill runs did not complete")
+    finally:
+        stop_serve(proc)
+    assert query(wh, "SELECT count(*) FROM backfill_partitions WHERE state = 'done'")[0][0] > 0
+    assert query(wh, "SELECT count(*) FROM runs WHERE flow = 'backfill' AND status = 'completed'")[0][0] == 4
