@@ -129,7 +129,8 @@ def _in_range(day: str, request: BackfillRequest) -> bool:
 
 # -- discovery per origin ---------------------------------------------------------------------------------
 async def discover_sitemaps(fetcher: Fetcher, sources: list[Source]) -> list[Candidate]:
-    found = await asyncio.gather(*(discover_source(fetcher, s) for s in sources))
+    cross = fetcher.settings.sitemap_cross_host
+    found = await asyncio.gather(*(discover_source(fetcher, s, cross_host=cross) for s in sources))
     out: list[Candidate] = []
     for disc in found:
         if disc.status not in ("ok", "not_modified"):

@@ -46,6 +46,7 @@ class Settings:
     respect_robots: bool = True
     robots_max_bytes: int = 500 * 1024
     allow_hosts: tuple[str, ...] = ()  # host or host:port allowed even if its address is private
+    sitemap_cross_host: bool = False  # follow sitemap entries (and child sitemaps) on other hosts
     # processing
     batch_size: int = 200
     workers: int = 0  # extraction processes; 0 = one per core

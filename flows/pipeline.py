@@ -86,7 +86,7 @@ async def discover_all(fetcher: Fetcher, sources: list[Source], validators: dict
     async def one(source: Source) -> Discovery:
         state = validators.get(source.name)
         usable = {k: v for k, v in (state or {}).items() if v} if state and state.get("url") == source.url else None
-        return await discover_source(fetcher, source, usable)
+        return await discover_source(fetcher, source, usable, cross_host=fetcher.settings.sitemap_cross_host)
 
     return list(await asyncio.gather(*(one(s) for s in sources)))
 
