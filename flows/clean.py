@@ -135,7 +135,7 @@ def extract_page(item: dict[str, Any], mode: str = "precision") -> dict[str, Any
     out: dict[str, Any] = {"url": item["url"], "extract_error": None}
     html_text, encoding = decode_html(body, item.get("content_type", ""))
     out["encoding"] = encoding
-    out["body_gz"] = zlib.compress(body, 6)
+    out["body_gz"] = zlib.compress(body, 1)
     page_url = item.get("final_url") or item["url"]
     if len(body) > MAX_HTML_BYTES:
         out["extract_error"] = f"page too large to extract: {len(body)} bytes (cap {MAX_HTML_BYTES})"

@@ -159,14 +159,22 @@ class Fetched:
 async def fetch_batch(fetcher: PageSource, batch: list[Planned]) -> list[Fetched]:
     """Fetch a batch. Pages a crashed run fetched but never loaded come from the page cache, and
     every page fetched here is kept there until its batch is loaded."""
-    cache = PageCache(fetcher.settings.warehouse) if isinstance(fetcher, Fetcher) else None
-    found = {p.candidate.url: cache.get(p.candidate.url) for p in batch} if cache else {}
-    missing = [p.candidate.url for p in batch if found.get(p.candidate.url) is None]
-    fetched = dict(zip(missing, await fetcher.fetch_many(missing), strict=True))
-    if cache is not None:
-        for result in fetched.values():
-            cache.put(result)
-    fault_point("after_fetch")
+    if isinstance(fetcher, Fetcher):
+        cache = PageCache(fetcher.settings.warehouse)
+        found = {p.candidate.url: cache.get(p.candidate.url) for p in batch}
+        missing = [p.candidate.url for p in batch if found.get(p.candidate.url) is None]
+
+        async def fetch_and_keep(url: str) -> FetchResult:
+            result = await fetcher.fetch(url)
+            cache.put(result)  # kept the moment it arrives
+            fault_point("after_fetch")
+            return result
+
+        fetched = dict(zip(missing, await asyncio.gather(*(fetch_and_keep(u) for u in missing)), strict=True))
+    else:
+        found = {}
+        urls = [p.candidate.url for p in batch]
+        fetched = dict(zip(urls, await fetcher.fetch_many(urls), strict=True))
     out = []
     for p in batch:
         r = found.get(p.candidate.url) or fetched[p.candidate.url]
@@ -493,22 +501,37 @@ async def process_queue(settings: Settings, steps: Any, fetcher: PageSource, ext
                         queue: list[Planned], decided_rows: list[dict[str, Any]], report: IngestReport,
                         seen_articles: set[str], say: Callable[[str], None],
                         stop: Callable[[], bool] | None = None,
-                        on_batch: Callable[[BatchFrames], None] | None = None) -> bool:
-    """Fetch, extract, transform and load ``queue`` in batches, fetching the next batch while the
-    current one is extracted. Returns False when ``stop()`` asked to stop after a batch."""
+                        on_batch: Callable[[BatchFrames], None] | None = None,
+                        window: int = 2) -> bool:
+    """Fetch, extract, transform and load ``queue`` in batches.
+
+    Up to ``window`` batches are in flight: while one batch is transformed and loaded here, the next
+    is fetched and extracted in the worker pool, so the cores never wait for the loader. Batches
+    are loaded in order. Returns False when ``stop()`` asked to stop (batches already started are
+    finished and loaded first)."""
     batches = [queue[i : i + settings.batch_size] for i in range(0, len(queue), settings.batch_size)]
     if decided_rows and not batches:
         batches = [[]]
-    pending: asyncio.Future[list[Fetched]] | None = None
-    if batches:
-        pending = asyncio.ensure_future(steps.fetch(fetcher, batches[0]))
+
+    async def produce(batch: list[Planned]) -> tuple[list[Fetched], list[dict[str, Any]]]:
+        fetched = await steps.fetch(fetcher, batch)
+        return fetched, await steps.extract(extractor, fetched)
+
+    in_flight: list[asyncio.Future[tuple[list[Fetched], list[dict[str, Any]]]]] = [
+        asyncio.ensure_future(produce(b)) for b in batches[:window]
+    ]
+    started = len(in_flight)
+    stopped = False
     for index in range(len(batches)):
-        assert pending is not None
-        fetched = await pending
-        pending = None
-        if index + 1 < len(batches) and not (stop and stop()):
-            pending = asyncio.ensure_future(steps.fetch(fetcher, batches[index + 1]))
-        extracted = await steps.extract(extractor, fetched)
+        if index >= len(in_flight):
+            break
+        fetched, extracted = await in_flight[index]
+        if started < len(batches) and not stopped:
+            if stop and stop():
+                stopped = True
+            else:
+                in_flight.append(asyncio.ensure_future(produce(batches[started])))
+                started += 1
         frames = steps.transform(fetched, extracted, report.run_id, settings, seen_articles)
         if index == 0 and decided_rows:
             frames.outcomes = pl.concat([frames.outcomes, pl.DataFrame(decided_rows, schema=OUTCOME_SCHEMA)])
@@ -520,9 +543,7 @@ async def process_queue(settings: Settings, steps: Any, fetcher: PageSource, ext
             on_batch(frames)
         say(f"batch {index + 1}/{len(batches)}: {batch_outcomes.get('loaded', 0)} loaded, "
             f"{sum(batch_outcomes.values())} URLs settled")
-        if pending is None and index + 1 < len(batches):
-            return False
-    return True
+    return not stopped or started == len(batches)
 
 
 def finish_counts(report: IngestReport) -> None:

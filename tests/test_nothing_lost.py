@@ -77,13 +77,16 @@ def html_requests(handler) -> Counter[str]:
     return Counter(p for p in handler.requests if p.endswith(".html"))
 
 
-def kill_then_resume(site, tmp_path: Path, fault: str, prefect_harness) -> None:
+def kill_then_resume(site, tmp_path: Path, fault: str, prefect_harness, in_flight: int = 0) -> None:
+    """Kill a run at ``fault``, run again, compare with an uninterrupted run. ``in_flight``: requests
+    that may be under way when the process dies (one at a time here); only those may be repeated."""
     server, handler = site
     expected = reference_state(site, tmp_path)
     handler.requests.clear()
     sources = write_demo_sources(server.base, tmp_path)
     wh = str(tmp_path / "w.duckdb")
-    code, _, err = ingest_cli(tmp_path, sources, wh, server.host, NEWSDESK_FAULT=fault)
+    # one request at a time, so no page is half-received when the process dies
+    code, _, err = ingest_cli(tmp_path, sources, wh, server.host, NEWSDESK_FAULT=fault, NEWSDESK_CONCURRENCY="1")
     assert code == -signal.SIGKILL, (code, err[-2000:])
     killed_fetches = html_requests(handler)
     assert killed_fetches, "the killed run fetched pages before it died"
@@ -96,17 +99,20 @@ def kill_then_resume(site, tmp_path: Path, fault: str, prefect_harness) -> None:
         assert set(expected[key]) - set(got[key]) == set(), (key, "only in the reference")
     assert got == expected
     assert rows(wh, "SELECT count(*) - count(DISTINCT url) FROM articles")[0][0] == 0
-    # every page was fetched once over both runs: the resumed run took the killed run's pages from disk
-    assert all(n == 1 for n in html_requests(handler).values()), html_requests(handler)
+    # every page was fetched once over both runs (but one still under way when the process died):
+    # the resumed run took the killed run's pages from disk
+    repeated = [p for p, n in html_requests(handler).items() if n > 1]
+    assert len(repeated) <= in_flight, html_requests(handler)
     assert not list((Path(wh + ".pages")).glob("*.page"))
 
 
 def test_sigkill_after_fetching_before_loading(site, tmp_path, prefect_harness):
-    kill_then_resume(site, tmp_path, "after_fetch:2", prefect_harness)
+    kill_then_resume(site, tmp_path, "after_fetch:8", prefect_harness)
 
 
 def test_sigkill_inside_a_load_transaction(site, tmp_path, prefect_harness):
-    kill_then_resume(site, tmp_path, "mid_load:2", prefect_harness)
+    # the next batch is being fetched while this one loads: one request may be under way
+    kill_then_resume(site, tmp_path, "mid_load:2", prefect_harness, in_flight=1)
 
 
 def make_wal(path: str) -> Path:

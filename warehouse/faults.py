@@ -1,7 +1,7 @@
 """Fault injection for the reliability tests: ``NEWSDESK_FAULT=<point>[:<n>]`` kills the process
 with SIGKILL the n-th time (default first) it reaches that point. Unset, it does nothing.
 
-Points: ``after_fetch`` (pages fetched and kept, nothing extracted or loaded), ``mid_load`` (inside
+Points: ``after_fetch`` (a page fetched and kept on disk, counted per page), ``mid_load`` (inside
 a batch's transaction, after its rows were written and before the commit).
 """
 
