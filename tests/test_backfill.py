@@ -352,3 +352,35 @@ def test_sigint_stops_cleanly_after_the_current_batch(tmp_path, records):
     assert rows(wh, "SELECT count(*) FROM url_outcomes")[0][0] >= done_urls
     summary = json.loads(out.split("\n]\n")[0] + "\n]") if out.strip().startswith("[") else None
     assert summary is None or summary[0]["status"] in ("stopped", "completed")
+
+
+def test_newest_first_orders_partitions(tmp_path, warc_file):
+    report = backfill(settings_for(str(tmp_path / "w.duckdb")), since=date(2020, 1, 1), until=date(2020, 12, 31),
+                      warc=[str(warc_file)], dry_run=True, newest_first=True)
+    days = [p["day"] for p in report.partitions if p["day"] != "undated"]
+    assert len(days) > 10 and days == sorted(days, reverse=True)
+
+
+def test_backfill_overlapping_the_scheduled_ingest_duplicates_nothing(site, tmp_path):
+    """The sample site ingested on schedule, then backfilled from its sitemap over the same days."""
+    from flows.config import load_settings
+    from flows.demo import write_demo_sources
+    from flows.pipeline import run_pipeline
+    from flows.sources import read_sources
+
+    server, handler = site
+    sources = write_demo_sources(server.base, tmp_path)
+    s = load_settings(env={}, warehouse=str(tmp_path / "w.duckdb"), sources=str(sources),
+                      allow_hosts=(server.host,), host_delay=0.0)
+    asyncio.run(run_pipeline(s, read_sources(sources)))
+    before = end_state(s.warehouse)
+    handler.requests.clear()
+    from flows.backfill import BackfillRequest, run_backfill
+
+    report = asyncio.run(run_backfill(s, BackfillRequest(since=date(2020, 1, 1), until=date(2024, 12, 31)),
+                                      read_sources(sources)))
+    assert report.counts.get("loaded", 0) == 0 and report.counts["known"] > 0
+    assert not [p for p in handler.requests if p.endswith(".html")], "known articles were fetched again"
+    after = end_state(s.warehouse)
+    assert after["articles"] == before["articles"] and after["outcomes"] == before["outcomes"]
+    assert rows(s.warehouse, "SELECT count(*) FROM backfill_partitions WHERE state = 'done'")[0][0] > 0
