@@ -146,6 +146,10 @@ class CapSeq:
         return " ".join(self.words)
 
 
+_GROUP = re.Match.group
+_START = re.Match.start
+
+
 def _is_cap(w: str) -> bool:
     c = w[0]
     if c.isupper():
@@ -159,9 +163,8 @@ def cap_sequences(text: str, start: int, end: int) -> list[CapSeq]:
     """Runs of capitalised words in one paragraph. Possessive endings are split off and flagged."""
     # parallel lists rather than Tok objects: this runs on every paragraph of every article
     ms = list(TOKEN.finditer(text, start, end))
-    tt = [m.group() for m in ms]
-    ts = [m.start() for m in ms]
-    te = [m.end() for m in ms]
+    tt = list(map(_GROUP, ms))
+    ts = list(map(_START, ms))  # a token ends at ts[j] + len(tt[j])
     out: list[CapSeq] = []
     n = len(tt)
     i = 0
@@ -173,7 +176,7 @@ def cap_sequences(text: str, start: int, end: int) -> list[CapSeq]:
             prev_boundary = False
             i += 1
             continue
-        if not (c0.isalnum() and _is_cap(w)):
+        if not (c0.isalnum() and (c0.isupper() or _is_cap(w))):
             prev_boundary = w in ".!?:;“\"‘—–-([…" or (w == "." )
             if w[0].isalnum():
                 prev_boundary = False
@@ -186,7 +189,8 @@ def cap_sequences(text: str, start: int, end: int) -> list[CapSeq]:
         possessive = False
         while j < n:
             tw = tt[j]
-            if tw[0].isalnum() and _is_cap(tw):
+            c0 = tw[0]
+            if c0.isalnum() and (c0.isupper() or _is_cap(tw)):
                 clean = tw
                 cut = False
                 if "-" in tw:
@@ -212,7 +216,7 @@ def cap_sequences(text: str, start: int, end: int) -> list[CapSeq]:
                         and tt[j + 1][0].isupper()
                     ):
                         words[-1] = tw
-                        spans[-1] = (ts[j], te[j])
+                        spans[-1] = (ts[j], ts[j] + len(tw))
                         possessive = False
                         j += 1
                         continue
@@ -222,13 +226,13 @@ def cap_sequences(text: str, start: int, end: int) -> list[CapSeq]:
                 if (
                     j + 2 < n
                     and tt[j + 1] == "."
-                    and ts[j + 1] == te[j]
+                    and ts[j + 1] == ts[j] + len(tw)
                     and (tw.lower() in ABBREV_TITLE or (len(tw) == 1 and tw.isupper()))
                     and _is_cap(tt[j + 2])
                     and tt[j + 2][0].isalpha()
                 ):
                     words[-1] = tw + "."
-                    spans[-1] = (ts[j], te[j + 1])
+                    spans[-1] = (ts[j], ts[j + 1] + 1)
                     j += 2
                     continue
                 j += 1
@@ -243,7 +247,7 @@ def cap_sequences(text: str, start: int, end: int) -> list[CapSeq]:
                 and not (tw.lower() == "the" and tt[j + 1] in ("The",))
             ):
                 words.append(tw)
-                spans.append((ts[j], te[j]))
+                spans.append((ts[j], ts[j] + len(tw)))
                 j += 1
                 continue
             if (
@@ -255,7 +259,7 @@ def cap_sequences(text: str, start: int, end: int) -> list[CapSeq]:
                 and _is_cap(tt[j + 2])
             ):
                 words.extend([tw, "the"])
-                spans.extend([(ts[j], te[j]), (ts[j + 1], te[j + 1])])
+                spans.extend([(ts[j], ts[j] + len(tw)), (ts[j + 1], ts[j + 1] + 3)])
                 j += 2
                 continue
             break

@@ -7,6 +7,7 @@ Not amounts: years, dates, times of day, ages, ordinals, decades, numbers inside
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 
 from transforms.fields._text import MONTH_RE, wordset
 
@@ -82,9 +83,44 @@ AMOUNT = re.compile(
     r"|(?<![\w-])(?P<times>twice|once|thrice)\b",
     re.IGNORECASE,
 )
+# where an amount can start: a currency sign, a digit or a number word (in the lower-cased text)
 _PRESCAN = re.compile(
     r"(?:us|c|a|hk|nz|r)?[$£€¥₹₩₽₺]|(?<![\w.,])\d|(?<![a-z])(?:" + _NUMWORD + r"|tens|dozens|scores|hundreds|thousands|millions|billions|twice|once|thrice)(?![a-z])"
 )
+# _prescan_starts finds the same starts faster: the regex above tries every position of the text
+_PRESCAN_WORDS = (*_UNITS_WORDS, "tens", "dozens", "scores", "hundreds", "thousands", "millions", "billions", "twice", "once", "thrice")
+_PRESCAN_DIGIT = re.compile(r"\d(?<![\w.,]\d)")  # (?<![\w.,])\d, with the digit first so the scan skips to digits
+_PRESCAN_SIGN = re.compile(r"[$£€¥₹₩₽₺]")
+
+
+def _prescan_starts(low: str) -> list[int]:
+    """The start of every match of _PRESCAN.finditer(low): all the places each part of it matches (a
+    number word is a whole run of a-z letters), then the leftmost that do not overlap, as finditer takes
+    them. A match never spans a space, so the matches in a paragraph are those of the whole text."""
+    found = [(m.start(), m.start() + 1) for m in _PRESCAN_DIGIT.finditer(low)]
+    for m in _PRESCAN_SIGN.finditer(low):
+        s = m.start()
+        if s >= 2 and low[s - 2: s] in ("us", "hk", "nz"):
+            found.append((s - 2, s + 1))
+        elif s >= 1 and low[s - 1] in "car":
+            found.append((s - 1, s + 1))
+        found.append((s, s + 1))
+    n = len(low)
+    for w in _PRESCAN_WORDS:
+        i = low.find(w)
+        while i >= 0:
+            j = i + len(w)
+            if (i == 0 or not "a" <= low[i - 1] <= "z") and (j == n or not "a" <= low[j] <= "z"):
+                found.append((i, j))
+            i = low.find(w, i + 1)
+    found.sort()
+    starts: list[int] = []
+    end = 0
+    for s, e in found:
+        if s >= end:
+            starts.append(s)
+            end = e
+    return starts
 _YEAR = re.compile(r"^(?:1[5-9]|20)\d\d$")
 _DATE_BEFORE = re.compile(r"\b" + MONTH_RE + r"\s*$")
 _DATE_AFTER = re.compile(r"^(?:st|nd|rd|th)?\s*,?\s*(?:" + MONTH_RE + r")\b|^(?:st|nd|rd|th)\b")
@@ -98,6 +134,36 @@ _STOP_OBJ = wordset("""of in on at by to from with for and or but the a an that 
     also just only even still already again later earlier yet out up down off away back here there
     including among between through during across around against toward towards""")
 _WORD = re.compile(r"[A-Za-z][\w’'\-]*")
+# the fixed patterns of _one, compiled once
+_OF_AFTER = re.compile(r"\s+of\s+")
+_ONCE_AFTER = re.compile(r"^\s*(?:from|in|a|per|every|more|for|or)\b")
+_YEAR_UNIT_AFTER = re.compile(r"^\s*(?:%|percent|per cent|people|miles|km|dollars|euros)\b")
+_ORDINAL_AFTER = re.compile(r"^(?:st|nd|rd|th)\b")
+_WORD_BEFORE = re.compile(r"([A-Za-z][\w’'\-]*)\s*$")
+_NUMBER_SIGN_BEFORE = re.compile(r"[#№]\s*$|No\.\s*$")
+_ONE_UNIT_AFTER = re.compile(r"^\s*(?:or more|" + _UNIT_AFTER + r")\b", re.IGNORECASE)
+_LETTER_AFTER = re.compile(r"^\s*[A-Za-z%$]")
+_HYPHEN_WORD = re.compile(r"^-([a-z]+)\b")
+_HYPHEN_OLD = re.compile(r"^-[a-z]+-old")
+_CUR_WORD_AFTER = re.compile(r"^\s+(dollars?|euros?|pounds sterling|yen|yuan|rupees?|francs|roubles|rubles|USD|EUR|GBP)\b")
+_UNIT_AFTER_RE = re.compile(r"^\s*(?:(?:[a-z]+)\s+)?(" + _UNIT_AFTER + r")(?![\w])", re.IGNORECASE)
+_MORE_MINUTES = re.compile(r"^,?\s*(?:and\s+)?(\d+|" + _NUMWORD + r")\s+(minutes?|seconds?)\b", re.IGNORECASE)
+_RANGE_AFTER = re.compile(
+    r"^\s*(?:to|and|-|–)\s*(" + _CUR_PREFIX + r")?(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|" + _NUMWORD + r")(" + _SCALE_RE
+    + r")(\s?%|\s+percent)?", re.IGNORECASE)
+_BETWEEN_BEFORE = re.compile(r"\bbetween\s+$", re.IGNORECASE)
+_AND_AFTER = re.compile(r"^\s*and\b")
+_RANGE_UNIT_AFTER = re.compile(r"^\s*(" + _UNIT_AFTER + r")(?![\w])", re.IGNORECASE)
+_FRAME_BEFORE = re.compile(r"\b(?:top|of|groups? of|to|from|by|than|total of|number of)\s+$", re.IGNORECASE)
+_OF_OBJECT_AFTER = re.compile(r"^\s+of\s+((?:[A-Za-z][\w’'\-]*\s+){0,2}[A-Za-z][\w’'\-]*)")
+_SENTENCE_MARKS = ".!?:;“\""
+
+
+def _after_mark(before: str, word: str) -> bool:
+    """`before`, which ends with `word` and spaces, has sentence punctuation (and spaces) before `word`:
+    the regex [.!?:;“"]\\s*<word>\\s*$ without compiling one per word."""
+    head = before.rstrip()[: -len(word)].rstrip()
+    return bool(head) and head[-1] in _SENTENCE_MARKS
 
 
 def _parse_number(s: str) -> float | None:
@@ -125,12 +191,12 @@ def extract(text: str, paras: list[tuple[int, int]], skip: tuple[int, int] | Non
     low = text.lower()
     if len(low) != len(text):
         low = text  # case folding changed offsets; number words then only match in lower case
+    starts = _prescan_starts(low)
     for pi, (ps, pe) in enumerate(paras):
         if skip and skip[0] <= ps < skip[1]:
             continue
         last = ps
-        for c in _PRESCAN.finditer(low, ps, pe):
-            pos = c.start()
+        for pos in starts[bisect_left(starts, ps): bisect_left(starts, pe)]:
             if pos < last:
                 continue
             m = AMOUNT.match(text, pos, pe)
@@ -166,7 +232,7 @@ def _one(text: str, m: re.Match[str], ps: int, pe: int) -> dict | None:
                 value *= 10
         approximate = True
         # "thousands of Iraqi civilian deaths"
-        om = re.match(r"\s+of\s+", after)
+        om = _OF_AFTER.match(after)
         if om:
             end += om.end()
             after = text[end: min(pe, end + 80)]
@@ -180,7 +246,7 @@ def _one(text: str, m: re.Match[str], ps: int, pe: int) -> dict | None:
         unit = "fraction"
     elif m.group("times"):
         w = m.group("times").lower()
-        if w == "once" and not re.match(r"^\s*(?:from|in|a|per|every|more|for|or)\b", after):
+        if w == "once" and not _ONCE_AFTER.match(after):
             return None
         value = {"once": 1.0, "twice": 2.0, "thrice": 3.0}[w]
         unit = "times"
@@ -200,22 +266,22 @@ def _one(text: str, m: re.Match[str], ps: int, pe: int) -> dict | None:
         sc = (m.group("scale") or "").strip().lower()
         # exclusions
         if is_digit:
-            if _YEAR.match(raw) and not sc and not m.group("pct") and not re.match(r"^\s*(?:%|percent|per cent|people|miles|km|dollars|euros)\b", after):
+            if _YEAR.match(raw) and not sc and not m.group("pct") and not _YEAR_UNIT_AFTER.match(after):
                 return None
             if _DATE_BEFORE.search(before) or _DATE_AFTER.match(after) or _TIME_AFTER.match(after):
                 return None
-            if re.match(r"^(?:st|nd|rd|th)\b", text[end: end + 3]):
+            if _ORDINAL_AFTER.match(text[end: end + 3]):
                 return None
             # a number inside a name: "Desk 88", "Executive Order 14019"
-            pw = re.search(r"([A-Za-z][\w’'\-]*)\s*$", before)
-            if pw and pw.group(1)[0].isupper() and not _QUAL_RE.search(before) and not re.search(r"[.!?:;“\"]\s*" + re.escape(pw.group(1)) + r"\s*$", before) and before.strip() != pw.group(1):
+            pw = _WORD_BEFORE.search(before)
+            if pw and pw.group(1)[0].isupper() and not _QUAL_RE.search(before) and not _after_mark(before, pw.group(1)) and before.strip() != pw.group(1):
                 return None
-            if re.search(r"[#№]\s*$|No\.\s*$", before):
+            if _NUMBER_SIGN_BEFORE.search(before):
                 return None
         else:
-            if low == "one" and not _QUAL_RE.search(before) and not re.match(r"^\s*(?:or more|" + _UNIT_AFTER + r")\b", after, re.IGNORECASE):
+            if low == "one" and not _QUAL_RE.search(before) and not _ONE_UNIT_AFTER.match(after):
                 return None
-        if _AGE_AFTER.match(after) or (_AGE_BEFORE.search(before) and not re.match(r"^\s*[A-Za-z%$]", after) and not sc):
+        if _AGE_AFTER.match(after) or (_AGE_BEFORE.search(before) and not _LETTER_AFTER.match(after) and not sc):
             return None
         if sc:
             value *= _SCALE[sc]
@@ -224,24 +290,24 @@ def _one(text: str, m: re.Match[str], ps: int, pe: int) -> dict | None:
         if m.group("plus"):
             qualifier = "more than"
         # hyphenated compounds: "three-term", "Two-time"
-        hy = re.match(r"^-([a-z]+)\b", after)
+        hy = _HYPHEN_WORD.match(after)
         if hy and not m.group("plus"):
             w = hy.group(1)
-            if w in ("year", "month", "week", "day") and re.match(r"^-[a-z]+-old", after):
+            if w in ("year", "month", "week", "day") and _HYPHEN_OLD.match(after):
                 return None
             unit = "times" if w == "time" else _UNIT_NORM.get(w) if w in _UNIT_NORM and w not in ("m",) else None
             obj = None if unit else w
             end += hy.end()
             after = text[end: min(pe, end + 80)]
         # currency words after: "5 million dollars", "300 euros"
-        cw = re.match(r"^\s+(dollars?|euros?|pounds sterling|yen|yuan|rupees?|francs|roubles|rubles|USD|EUR|GBP)\b", after)
+        cw = _CUR_WORD_AFTER.match(after)
         if unit is None and cw:
             unit = "currency:" + _CUR_WORD[cw.group(1).lower()]
             end += cw.end()
             after = text[end: min(pe, end + 80)]
     # unit after the number (one adjective may sit between: "36 consecutive hours")
     if unit is None:
-        um = re.match(r"^\s*(?:(?:[a-z]+)\s+)?(" + _UNIT_AFTER + r")(?![\w])", after, re.IGNORECASE)
+        um = _UNIT_AFTER_RE.match(after)
         if um and (um.group(1).lower() in ("%", "percent", "per cent", "percentage points") or not um.group(0).strip().startswith(("of ", "more "))):
             u = um.group(1).lower()
             adj = um.group(0)[: um.start(1)].strip()
@@ -253,15 +319,15 @@ def _one(text: str, m: re.Match[str], ps: int, pe: int) -> dict | None:
                 after = text[end: min(pe, end + 80)]
                 # compound durations: "15 hours and 15 minutes", "13 hours 10 minutes"
                 if unit in ("hours", "minutes"):
-                    cm = re.match(r"^,?\s*(?:and\s+)?(\d+|" + _NUMWORD + r")\s+(minutes?|seconds?)\b", after, re.IGNORECASE)
+                    cm = _MORE_MINUTES.match(after)
                     if cm:
                         extra = _parse_number(cm.group(1)) or 0.0
                         value = (value or 0.0) + extra / 60.0
                         end += cm.end()
                         after = text[end: min(pe, end + 80)]
     # ranges: "between 5 and 10", "5 to 10", "5-10"
-    rm = re.match(r"^\s*(?:to|and|-|–)\s*(" + _CUR_PREFIX + r")?(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|" + _NUMWORD + r")(" + _SCALE_RE + r")(\s?%|\s+percent)?", after, re.IGNORECASE)
-    if rm and (value is not None) and (re.search(r"\bbetween\s+$", before, re.IGNORECASE) or not re.match(r"^\s*and\b", after)):
+    rm = _RANGE_AFTER.match(after)
+    if rm and (value is not None) and (_BETWEEN_BEFORE.search(before) or not _AND_AFTER.match(after)):
         hi = _parse_number(rm.group(2))
         if hi is not None:
             sc2 = (rm.group(3) or "").strip().lower()
@@ -276,14 +342,14 @@ def _one(text: str, m: re.Match[str], ps: int, pe: int) -> dict | None:
                 if rm.group(4):
                     unit = "percent"
                 if unit is None:
-                    um = re.match(r"^\s*(" + _UNIT_AFTER + r")(?![\w])", after, re.IGNORECASE)
+                    um = _RANGE_UNIT_AFTER.match(after)
                     if um:
                         unit = _UNIT_NORM.get(um.group(1).lower(), um.group(1).lower())
                         end += um.end()
                         after = text[end: min(pe, end + 80)]
     # qualifier before
     qm = _QUAL_RE.search(before)
-    if re.search(r"\bbetween\s+$", before, re.IGNORECASE) and value_max is not None:
+    if value_max is not None and _BETWEEN_BEFORE.search(before):
         start -= len(before) - before.lower().rfind("between")
     elif qm:
         q = qm.group(1).lower()
@@ -309,11 +375,11 @@ def _one(text: str, m: re.Match[str], ps: int, pe: int) -> dict | None:
             end += words[-1][1]
         elif (
             not m.group("vague") and value is not None and not m.group("times") and not qualifier
-            and not re.search(r"\b(?:top|of|groups? of|to|from|by|than|total of|number of)\s+$", before, re.IGNORECASE)
+            and not _FRAME_BEFORE.search(before)
         ):
             return None  # a bare number is kept only when a qualifier or a comparison frames it
     elif obj is None and unit is not None and (unit == "percent" or unit.startswith("currency:")):
-        om = re.match(r"^\s+of\s+((?:[A-Za-z][\w’'\-]*\s+){0,2}[A-Za-z][\w’'\-]*)", after)
+        om = _OF_OBJECT_AFTER.match(after)
         if om and om.group(1).split()[0].lower() not in _STOP_OBJ:
             obj = om.group(1)
     if value is None:

@@ -19,7 +19,9 @@ Awards and events ("Artist of the Year", "Brit Awards", "Super Bowl") are not en
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from transforms.fields import gazetteer
@@ -100,6 +102,9 @@ SPEECH_VERBS = (
 )
 _SPEECH_AFTER = re.compile(r"^\s*,?\s*(?:also\s+|later\s+|then\s+|has\s+|had\s+|once\s+)?(?:" + SPEECH_VERBS + r")\b")
 _SPEECH_BEFORE = re.compile(r"\b(?:" + SPEECH_VERBS + r")\s*,?\s*$")
+# the last word of every speech verb: text that _SPEECH_BEFORE matches ends with one (once trailing
+# spaces and a comma are stripped), a cheap test that spares the slow search for most runs
+_SPEECH_LAST = tuple(sorted({v.split()[-1] for v in SPEECH_VERBS.split("|")}))
 _APPOSITIVE = re.compile(
     r"^\s*,\s+(?:who\b|whose\b|(?:(?:a|an|the)\s+)?(?:former|then-|now|longtime)?\s*(?:[\w.’'-]+\s+){0,5}?"
     r"(?:coach|manager|director|spokesman|spokeswoman|attorney|lawyer|actor|actress|official|minister|secretary|"
@@ -172,7 +177,7 @@ def _titlecase(w: str) -> str:
     return w if not w.isupper() or len(w) <= 1 else w[:1] + w[1:].lower()
 
 
-@dataclass
+@dataclass(slots=True)
 class _Cand:
     words: list[str]
     start: int
@@ -190,6 +195,11 @@ class _Cand:
 
 def _classify_words(words: list[str]) -> tuple[str | None, str | None]:
     """(kind, country_code) from the words alone, or (None, None) when undecided."""
+    return _classify_tuple(tuple(words))
+
+
+@lru_cache(maxsize=1 << 16)
+def _classify_tuple(words: tuple[str, ...]) -> tuple[str | None, str | None]:
     text = " ".join(words)
     gaz = gazetteer.places()
     hit = gaz.get(text) or (gaz.get(" ".join(_titlecase(w) for w in words)) if text.isupper() and len(text) >= 5 else None)
@@ -221,6 +231,16 @@ _AWARD = re.compile(r"\bof the (?:Year|Decade|Season|Month)$|^Best [A-Z]")
 
 def _split_title(words: list[str]) -> tuple[list[str], list[str], list[str]]:
     """(before, title, after): 'Supreme Court Justice Hugo Black' -> (['Supreme','Court'], ['Justice'], ['Hugo','Black'])."""
+    span = _title_span(tuple(words))
+    if span is None:
+        return words, [], []
+    i, j = span
+    return words[:i], words[i:j], words[j:]
+
+
+@lru_cache(maxsize=1 << 16)
+def _title_span(words: tuple[str, ...]) -> tuple[int, int] | None:
+    """(i, j): words[i:j] is the title of _split_title, or None when there is none."""
     n = len(words)
     for i, w in enumerate(words):
         lw = w.lower().rstrip(".")
@@ -233,161 +253,218 @@ def _split_title(words: list[str]) -> tuple[list[str], list[str], list[str]]:
                 j += 2  # "Secretary of State", "Head of School"
                 continue
             j += 1
-        after = words[j:]
-        if not after:
-            return words, [], []
-        if lw in _WEAK_TITLES and i == 0 and j - i == 1 and len(after) > 2:
+        if j >= n:
+            return None  # nothing after the title
+        if lw in _WEAK_TITLES and i == 0 and j - i == 1 and n - j > 2:
             continue
-        return words[:i], words[i:j], after
-    return words, [], []
+        return i, j
+    return None
+
+
+# A step of a run's plan: one candidate over the run's words[a:b] (see _seq_plan).
+#   si, poss: the candidate takes the run's sentence-initial flag / possessive ending (else False);
+#   how: _PLAIN, _CONTEXT (read its context: _context) or _TEAM ("Kansas City Chiefs" after "the" or
+#   written "the Chiefs" somewhere: an organisation, else an undecided run read in context).
+_Step = tuple[int, int, str | None, bool, bool, bool, str | None, str | None, int]
+_PLAIN, _CONTEXT, _TEAM = 0, 1, 2
+_TRAILING = ("of", "for", "the", "and", "&", "on")
+_SPLITTERS = ("of", "for", "and", "&", "on", "the")
 
 
 def _cands_from_seq(seq: CapSeq, text: str, para_end: int) -> list[_Cand]:
-    if _AWARD.search(seq.text) or (len(seq.words) >= 2 and seq.words[-1].lower() in EVENT_LAST):
-        return []  # "Artist of the Year", "Brit Awards", "Super Bowl": awards and events are not entities
-    words = list(seq.words)
-    spans = list(seq.word_spans)
-    sent_initial = seq.sent_initial
+    """The candidates of one capitalised run: its plan (which depends on the words alone and is cached)
+    applied to the run's offsets and context."""
+    words = seq.words
+    spans = seq.word_spans
+    out: list[_Cand] = []
+    for a, b, kind, si, poss, titled, title, country, how in _seq_plan(tuple(words), seq.sent_initial):
+        start, end = spans[a][0], spans[b - 1][1]
+        possessive = poss and seq.possessive
+        if how == _TEAM:
+            if _the_before(text, start) or f"the {words[b - 1]}" in text:
+                out.append(_Cand(words[a:b], start, end, ORG, si, possessive))
+                continue
+            how = _CONTEXT
+        c = _Cand(words[a:b], start, end, kind, si, possessive, titled=titled, title=title, country=country)
+        if how == _CONTEXT:
+            _context(c, text, para_end)
+        out.append(c)
+    return out
+
+
+@lru_cache(maxsize=1 << 14)
+def _seq_plan(words: tuple[str, ...], sent_initial: bool) -> tuple[_Step, ...]:
+    """The candidates of a run of capitalised words as steps over its word indices: function words,
+    weekdays and months trimmed or split off, then each part read by _part_plan."""
+    seq_text = " ".join(words)
+    if (("of the " in seq_text or seq_text.startswith("Best ")) and _AWARD.search(seq_text)) or (
+            len(words) >= 2 and words[-1].lower() in EVENT_LAST):
+        return ()  # "Artist of the Year", "Brit Awards", "Super Bowl": awards and events are not entities
+    n = len(words)
+    a = 0
     # leading function words, weekdays and months are not part of a name
-    while words:
-        lw = words[0].lower().rstrip(".")
-        if lw == "the" and not sent_initial and len(words) > 1:
+    while a < n:
+        lw = words[a].lower().rstrip(".")
+        if lw == "the" and not sent_initial and n - a > 1:
             break
-        if lw in FUNCTION_WORDS or lw in _LEAD_STRIP or lw in WEEKDAYS or lw in MONTHS or (sent_initial and lw.endswith(("ly", "ing")) and len(words) > 1 and lw not in ("ealing",)):
-            words.pop(0)
-            spans.pop(0)
+        if lw in FUNCTION_WORDS or lw in _LEAD_STRIP or lw in WEEKDAYS or lw in MONTHS or (sent_initial and lw.endswith(("ly", "ing")) and n - a > 1 and lw not in ("ealing",)):
+            a += 1
             sent_initial = False
             continue
         break
     # "Members of the CNBC Advisory Board": the people of a body are not part of its name
-    if len(words) >= 3 and words[0].lower() in _GROUP_NOUNS and words[1].lower() in ("of", "from"):
-        k = 3 if words[2].lower() == "the" and len(words) > 3 else 2
-        words, spans, sent_initial = words[k:], spans[k:], False
-    while words and words[-1].lower() in ("of", "for", "the", "and", "&", "on"):
-        words.pop()
-        spans.pop()
-    if not words:
-        return []
+    if n - a >= 3 and words[a].lower() in _GROUP_NOUNS and words[a + 1].lower() in ("of", "from"):
+        a += 3 if words[a + 2].lower() == "the" and n - a > 3 else 2
+        sent_initial = False
+    b = n
+    while b > a and words[b - 1].lower() in _TRAILING:
+        b -= 1
+    if b == a:
+        return ()
     # weekdays / months inside split the run
-    parts: list[tuple[list[str], list[tuple[int, int]], bool]] = []
-    cur_w: list[str] = []
-    cur_s: list[tuple[int, int]] = []
+    parts: list[tuple[int, int, bool]] = []
+    cur: int | None = None
     first = sent_initial
-    for w, s in zip(words, spans, strict=True):
-        if w.lower().rstrip(".") in WEEKDAYS or (w.lower().rstrip(".") in MONTHS and w not in ("May",)):
-            if cur_w:
-                parts.append((cur_w, cur_s, first))
-            cur_w, cur_s, first = [], [], False
+    for k in range(a, b):
+        w = words[k]
+        lw = w.lower().rstrip(".")
+        if lw in WEEKDAYS or (lw in MONTHS and w not in ("May",)):
+            if cur is not None:
+                parts.append((cur, k, first))
+            cur, first = None, False
             continue
-        cur_w.append(w)
-        cur_s.append(s)
-    if cur_w:
-        parts.append((cur_w, cur_s, first))
-    out: list[_Cand] = []
-    for pw, ps, pfirst in parts:
-        out.extend(_cands_from_part(pw, ps, pfirst, seq.possessive and ps[-1][1] == spans[-1][1], text, para_end))
-    return out
+        if cur is None:
+            cur = k
+    if cur is not None:
+        parts.append((cur, b, first))
+    steps: list[_Step] = []
+    for pa, pb, pfirst in parts:
+        steps.extend(_mask(_part_plan(words[pa:pb], pa), pfirst, pb == b))
+    return tuple(steps)
 
 
-def _cands_from_part(words: list[str], spans: list[tuple[int, int]], sent_initial: bool, possessive: bool,
-                     text: str, para_end: int) -> list[_Cand]:
-    while words and words[-1].lower() in ("of", "for", "the", "and", "&", "on"):
-        words, spans = words[:-1], spans[:-1]
+def _mask(steps: list[_Step], si: bool, poss: bool) -> list[_Step]:
+    """`steps` of a part that is sentence-initial only if `si` and takes the possessive only if `poss`."""
+    if si and poss:
+        return steps
+    return [(a, b, kind, s and si, p and poss, titled, title, country, how)
+            for a, b, kind, s, p, titled, title, country, how in steps]
+
+
+def _part_plan(words: tuple[str, ...], off: int) -> list[_Step]:
+    """The steps of one part of a run (words[0] is the run's word `off`), as if it were sentence-initial
+    and possessive: what the words alone say, with the parts split by connectors, titles, given names
+    and places read recursively."""
+    n = len(words)
+    while n and words[n - 1].lower() in _TRAILING:
+        n -= 1
+    words = words[:n]
     if not words:
         return []
-    kind, code = _classify_words(words)
-    start, end = spans[0][0], spans[-1][1]
+    end = off + n
+    kind, code = _classify_tuple(words)
     low = [w.lower() for w in words]
     if kind == ORG and "and" in low[1:-1]:
         k = low.index("and")
         left, right = words[:k], words[k + 1:]
         joint = f"{words[k - 1]} and {words[k + 1]}"
-        if (_classify_words(left)[0] == ORG and _classify_words(right)[0] == ORG and len(right) >= 2
+        if (_classify_tuple(left)[0] == ORG and _classify_tuple(right)[0] == ORG and len(right) >= 2
                 and joint not in gazetteer.places()):
-            return [*_cands_from_part(left, spans[:k], sent_initial, False, text, para_end),
-                    *_cands_from_part(right, spans[k + 1:], False, possessive, text, para_end)]
+            return [*_mask(_part_plan(left, off), True, False), *_mask(_part_plan(right, off + k + 1), False, True)]
     if kind == ORG and "of" in low[1:-1] and low[low.index("of") - 1] in _SUBUNITS:
         k = low.index("of")
         tail = words[k + 1:]
-        if _classify_words(tail)[0] in (None, ORG) and tail[0][:1].isupper():
-            return [_Cand(tail, spans[k + 1][0], end, ORG, False, possessive)]
+        if _classify_tuple(tail)[0] in (None, ORG) and tail[0][:1].isupper():
+            return [(off + k + 1, end, ORG, False, True, False, None, None, _PLAIN)]
     if kind is not None:
-        out0 = [_Cand(words, start, end, kind, sent_initial, possessive, country=code)]
+        out0: list[_Step] = [(off, end, kind, True, True, False, None, code, _PLAIN)]
         if kind == ORG and "of" in low[1:-1]:
             k = low.index("of")
             tail = words[k + 1:]
-            if low[k - 1] in ORG_LAST and _classify_words(tail)[0] is None and _looks_like_name(tail):
-                out0.append(_Cand(tail, spans[k + 1][0], end, ORG, False, possessive))
+            if low[k - 1] in ORG_LAST and _classify_tuple(tail)[0] is None and _looks_like_name(tail):
+                out0.append((off + k + 1, end, ORG, False, True, False, None, None, _PLAIN))
         return out0
-    before, title, after = _split_title(words)
-    if title:
-        out: list[_Cand] = []
-        if before:
-            out.extend(_cands_from_part(before, spans[: len(before)], sent_initial, False, text, para_end))
-        a0 = len(before) + len(title)
-        cut = next((k for k, w in enumerate(after) if w.lower() in ("of", "for", "and", "&", "on", "the")), len(after))
-        if cut < len(after):
-            rest_w = after[cut + 1:]
-            if rest_w:
-                out.extend(_cands_from_part(rest_w, spans[a0 + cut + 1:], False, possessive, text, para_end))
-            after = after[:cut]
-            end = spans[a0 + cut - 1][1] if cut else end
-            possessive = False
-        if after:
-            c = _Cand(after, spans[a0][0], end, PERSON, False, possessive, titled=True, title=" ".join(title))
-            _context(c, text, para_end)
-            out.append(c)
+    span = _title_span(words)
+    if span is not None:
+        i, j = span  # words[:i] before the title, words[i:j] the title, words[j:] after it
+        out: list[_Step] = []
+        if i:
+            out.extend(_mask(_part_plan(words[:i], off), True, False))
+        after_end = n
+        poss = True
+        cut = next((k for k in range(j, n) if low[k] in _SPLITTERS), n)
+        if cut < n:
+            if cut + 1 < n:
+                out.extend(_mask(_part_plan(words[cut + 1:], off + cut + 1), False, True))
+            after_end = cut
+            poss = False
+        if after_end > j:
+            out.append((off + j, off + after_end, PERSON, False, poss, True, " ".join(words[i:j]), None, _CONTEXT))
         return out
     # connectors inside an undecided run: split and classify the parts
-    low = [w.lower() for w in words]
-    if any(w in ("of", "for", "and", "&", "on", "the") for w in low[1:-1]):
+    if any(w in _SPLITTERS for w in low[1:-1]):
         out = []
-        cw: list[str] = []
-        cs: list[tuple[int, int]] = []
-        for w, s in zip(words, spans, strict=True):
-            if w.lower() in ("of", "for", "and", "&", "on", "the"):
-                if cw:
-                    out.extend(_cands_from_part(cw, cs, sent_initial and not out, False, text, para_end))
-                cw, cs = [], []
+        cs: int | None = None
+        for k in range(n):
+            if low[k] in _SPLITTERS:
+                if cs is not None:
+                    out.extend(_mask(_part_plan(words[cs:k], off + cs), not out, False))
+                cs = None
                 continue
-            cw.append(w)
-            cs.append(s)
-        if cw:
-            out.extend(_cands_from_part(cw, cs, False, possessive, text, para_end))
+            if cs is None:
+                cs = k
+        if cs is not None:
+            out.extend(_mask(_part_plan(words[cs:], off + cs), False, True))
         return out
     given = gazetteer.given_names()
-    if len(words) >= 3 and words[0].lower() not in given:
-        for k in range(1, len(words) - 1):
-            if words[k].lower() in given and 2 <= len(words) - k <= 3 and _looks_like_name(words[k:]):
-                out = _cands_from_part(words[:k], spans[:k], sent_initial, False, text, para_end)
-                c = _Cand(words[k:], spans[k][0], end, None, False, possessive)
-                _context(c, text, para_end)
-                return [*out, c]
+    if n >= 3 and low[0] not in given:
+        for k in range(1, n - 1):
+            if low[k] in given and 2 <= n - k <= 3 and _looks_like_name(words[k:]):
+                return [*_mask(_part_plan(words[:k], off), True, False), (off + k, end, None, False, True, False, None, None, _CONTEXT)]
     gaz = gazetteer.places()
-    if 2 <= len(words) <= 4 and words[-1].endswith("s") and " ".join(words[:-1]) in gaz and (
-            words[0].lower() not in given or _the_before(text, start) or f"the {words[-1]}" in text):
-        return [_Cand(words, start, end, ORG, sent_initial, possessive)]  # a team: "Kansas City Chiefs"
+    if 2 <= n <= 4 and words[-1].endswith("s") and " ".join(words[:-1]) in gaz:
+        if low[0] not in given:
+            return [(off, end, ORG, True, True, False, None, None, _PLAIN)]  # a team: "Kansas City Chiefs"
+        return [(off, end, None, True, True, False, None, None, _TEAM)]  # a team, or a person ("Layton Williams")
     for k in (2, 1):
-        if words[0].lower() in given:
+        if low[0] in given:
             break
-        if len(words) > k and " ".join(words[:k]) in gaz and gaz[" ".join(words[:k])][1] >= 2:
-            head = _Cand(words[:k], spans[0][0], spans[k - 1][1], PLACE, sent_initial, False, country=gaz[" ".join(words[:k])][0])
-            return [head, *_cands_from_part(words[k:], spans[k:], False, possessive, text, para_end)]
-    while len(words) >= 2 and _DEMONYM.search(words[0]) and words[0].lower() not in given:
-        words, spans, start, sent_initial = words[1:], spans[1:], spans[1][0], False
-    c = _Cand(words, start, end, None, sent_initial, possessive)
-    _context(c, text, para_end)
-    return [c]
+        head = " ".join(words[:k])
+        if n > k and head in gaz and gaz[head][1] >= 2:
+            return [(off, off + k, PLACE, True, False, False, None, gaz[head][0], _PLAIN),
+                    *_mask(_part_plan(words[k:], off + k), False, True)]
+    a = 0
+    while n - a >= 2 and words[a].endswith(_DEMONYM_ENDS) and words[a].lower() not in given:
+        a += 1
+    return [(off + a, end, None, a == 0, True, False, None, None, _CONTEXT)]
 
 
 def _context(c: _Cand, text: str, para_end: int) -> None:
     after = text[c.end + (2 if c.possessive else 0): min(para_end, c.end + 60)]
     before = text[max(0, c.start - 40): c.start]
-    c.speaker_ctx = bool(_SPEECH_AFTER.match(after)) or (bool(_SPEECH_BEFORE.search(before)) and not c.possessive) or before.endswith(("quoting ", "quoted "))
+    c.speaker_ctx = bool(_SPEECH_AFTER.match(after)) or (not c.possessive and _speech_before(before)) or before.endswith(("quoting ", "quoted "))
     c.appositive = bool(_APPOSITIVE.match(after))
-    pw = _PREV_WORD.search(before)
-    if pw and pw.group(1).lower() in TITLE_WORDS and c.kind in (None, PERSON):
+    if c.kind in (None, PERSON) and (pw := _prev_word(before)) is not None and pw.lower() in TITLE_WORDS:
         c.titled = True
+
+
+def _speech_before(before: str) -> bool:
+    """`before` ends with a speech verb (and maybe a comma): _SPEECH_BEFORE, searched only when the
+    stripped text ends with a speech verb's last word."""
+    t = before.rstrip()
+    if t.endswith(","):
+        t = t[:-1].rstrip()
+    return t.endswith(_SPEECH_LAST) and _SPEECH_BEFORE.search(before) is not None
+
+
+def _prev_word(before: str) -> str | None:
+    """The word before the trailing space of `before` (_PREV_WORD), searched from the last chunk only:
+    a match never spans a space."""
+    t = before.rstrip()
+    if not t or len(t) == len(before):
+        return None
+    pw = _PREV_WORD.search(before, len(t) - len(t.rsplit(None, 1)[-1]))
+    return pw.group(1) if pw else None
 
 
 def _the_before(text: str, start: int) -> bool:
@@ -395,13 +472,19 @@ def _the_before(text: str, start: int) -> bool:
     return text[max(0, start - 4): start].lower() == "the "
 
 
-def _looks_like_name(words: list[str]) -> bool:
-    return all(w[:1].isupper() and not w.isupper() or (len(w) <= 2 and w.endswith(".")) for w in words) and all(
-        not any(ch.isdigit() for ch in w) for w in words
-    )
+def _looks_like_name(words: Sequence[str]) -> bool:
+    return all(map(_name_word, words))
 
 
-_LOWER_WORD = re.compile(r"(?<![\w’'.-])[a-z][a-z]+(?![\w’'-])")
+@lru_cache(maxsize=1 << 16)
+def _name_word(w: str) -> bool:
+    """A word written like a name: capitalised but not in capitals (or an initial), no digits."""
+    return (w[:1].isupper() and not w.isupper() or (len(w) <= 2 and w.endswith("."))) and not any(ch.isdigit() for ch in w)
+
+
+# a lower-case word: the first letter is matched before the look-behind at it (the same test as a
+# look-behind before it) so that the scan can skip straight to the letters
+_LOWER_WORD = re.compile(r"[a-z](?<![\w’'.-].)[a-z]+(?![\w’'-])")
 _LIST_LINE = re.compile(r"[A-Z0-9][\w’'.&!/-]*(?:[ ,/&]+(?:and\s+)?[A-Z0-9][\w’'.&!/-]*){0,8}\s*(?:,\s*)?(?:“[^”]{1,60}”|\"[^\"]{1,60}\")?\s*(?:[–—-]\s*[A-Z]+)?")
 _CREDIT = re.compile(r"(?i)appeared originally|originally appeared|originally published|can be reached|contributed to this report|reporting by|copyright|all rights reserved|©|\bhttps?://")
 _DATELINE_CREDIT = re.compile(r"^[A-Z][A-Z .,’'-]+\s*(\([^)]{1,30}\))\s*[—–-]")
@@ -409,15 +492,18 @@ _SUBUNITS = frozenset({"office", "wing", "branch", "arm", "division", "unit", "b
 _QUOTED = re.compile(r"[“\"]([^“”\"]{1,80})[”\"]")
 
 
+_TITLE_WORDS_RE = re.compile(r"[\w’'\-]+")
+
+
 def _title_like(q: str) -> bool:
-    ws = re.findall(r"[\w’'\-]+", q)
+    ws = _TITLE_WORDS_RE.findall(q)
     if not ws or len(ws) > 8 or q.rstrip().endswith(("!", "?")):
         return False
     content = [w for w in ws if len(w) > 3 or w[0].isupper()]
     return bool(content) and sum(1 for w in content if w[0].isupper() or w[0].isdigit()) / len(content) >= 0.8
 
 
-_DEMONYM = re.compile(r"(?:-American|-British|ian|ean|ese|ish|ani|i)$")
+_DEMONYM_ENDS = ("-American", "-British", "ian", "ean", "ese", "ish", "ani", "i")  # a word (no newline) ending so
 _PREV_WORD = re.compile(r"(?<![\w.])([A-Za-z]+)\.?\s+$")
 _LIST_HEADING = re.compile(
     r"(?:Best\b[^,“”\"]*|[^,“”\"]*\bof the (?:Year|Decade|Season|Month)|[^,“”\"]*\s/\s[^,“”\"]*|"
@@ -436,6 +522,18 @@ def _in_vocab(w: str, vocab: set[str]) -> bool:
 _URL = re.compile(r"(?:https?://|www\.)\S*")
 _TITLE_WORD = re.compile(r"\b[A-Z][a-z]+\b")
 _ACRONYM_DEF = re.compile(r"\(\s*([A-Z][A-Za-z&]{1,9})\s*\)")
+_ACRONYM_AFTER = re.compile(r"[”\"]?\s*\(\s*([A-Z][A-Za-z&]{1,9})\s*\)")
+_QUOTED_ACRONYM = re.compile(r"[”\"]\s*\(\s*([A-Z][A-Za-z&]{1,9})\s*\)")
+
+
+def _may_open_acronym(text: str, end: int) -> bool:
+    """Whether _ACRONYM_DEF or _ACRONYM_AFTER can match at `end`: they open with a quote, spaces or "(",
+    and after a space only more space or "(" can follow."""
+    c = text[end: end + 1]
+    if c.isspace():
+        c = text[end + 1: end + 2]
+        return c == "(" or c.isspace() or not c
+    return c in ("(", "”", "\"", "")
 
 
 def _initials_match(acr: str, words: list[str]) -> bool:
@@ -475,7 +573,7 @@ def extract(text: str, paras: list[tuple[int, int]], skip: tuple[int, int] | Non
             if dl and dl.start(1) <= seq.start < dl.end(1):
                 continue
             if titles and any(a <= seq.start < b for a, b in titles):
-                td = re.match(r"[”\"]\s*\(\s*([A-Z][A-Za-z&]{1,9})\s*\)", text[seq.end:pe])
+                td = _QUOTED_ACRONYM.match(text, seq.end, pe)
                 if td and _initials_match(td.group(1), seq.words):
                     non_entity.add(td.group(1))  # "Citizen Only Voting" (COV): the short form of a quoted name
                 continue
@@ -503,11 +601,13 @@ def extract(text: str, paras: list[tuple[int, int]], skip: tuple[int, int] | Non
                     continue
             new = _cands_from_seq(seq, text, pe)
             # acronym definition right after the run: "Popular Mobilization Forces (PMF)"
-            m = _ACRONYM_DEF.match(text, seq.end + (2 if seq.possessive else 0), pe) if not seq.possessive else None
-            if m is None and seq.end < pe:
-                m2 = re.match(r"[”\"]?\s*\(\s*([A-Z][A-Za-z&]{1,9})\s*\)", text[seq.end:pe])
-                if m2:
-                    m = _ACRONYM_DEF.search(text, seq.end, seq.end + m2.end())
+            m = None
+            if _may_open_acronym(text, seq.end):
+                m = _ACRONYM_DEF.match(text, seq.end, pe) if not seq.possessive else None
+                if m is None and seq.end < pe:
+                    m2 = _ACRONYM_AFTER.match(text, seq.end, pe)
+                    if m2:
+                        m = _ACRONYM_DEF.search(text, seq.end, m2.end())
             if m and _initials_match(m.group(1), seq.words):
                 # a quoted phrase's short form ("Citizen Only Voting" (COV)) names a thing, not a body
                 quoted = text[seq.end: seq.end + 1] in ("”", "\"") or (seq.start > 0 and text[seq.start - 1] in "“\"")
@@ -547,13 +647,15 @@ def extract(text: str, paras: list[tuple[int, int]], skip: tuple[int, int] | Non
             _tw.append(set(_TITLE_WORD.findall(text)))
         return _tw[0]
 
+    gaz = gazetteer.places()
+    state_codes = gazetteer.us_state_codes()
     for c in cands:
         if c.kind is not None:
             continue
         n = len(c.words)
         first = c.words[0].lower().rstrip(".")
         if 2 <= n <= 4 and _looks_like_name(c.words) and not any(
-            gazetteer.places().get(w, ("", 0))[1] >= 2 for w in c.words
+            gaz.get(w, ("", 0))[1] >= 2 for w in c.words
         ):
             if first == "the":
                 continue
@@ -562,9 +664,9 @@ def extract(text: str, paras: list[tuple[int, int]], skip: tuple[int, int] | Non
         elif (2 <= n <= 4 and c.words[-1].endswith("s") and c.words[-1][0].isupper() and " ".join(c.words[:-1]) in gazetteer.places()
               and (first not in given or _the_before(text, c.start) or f"the {c.words[-1]}" in text)):
             c.kind = ORG  # a team: "Kansas City Chiefs"
-        elif n == 1 and c.words[0] in gazetteer.us_state_codes():
+        elif n == 1 and c.words[0] in state_codes:
             c.kind = PLACE
-            c.words = [gazetteer.us_state_codes()[c.words[0]]]
+            c.words = [state_codes[c.words[0]]]
             c.country = "US"
         elif (n == 1 and c.words[0].isupper() and 2 <= len(c.words[0]) <= 6 and c.words[0] not in STOP_ACRONYMS
               and c.words[0] not in non_entity and not _in_vocab(c.words[0].lower(), lower_vocab)
@@ -589,15 +691,16 @@ def extract(text: str, paras: list[tuple[int, int]], skip: tuple[int, int] | Non
     persons_multi = [c for c in cands if c.kind == PERSON and len(c.words) >= 2]
     # fullest person names first so that shorter forms fold into them
     persons_multi.sort(key=lambda c: -len(c.words))
+    name_words: list[tuple[Entity, set[str]]] = []  # the entities so far (all persons) and their names' words
     for c in persons_multi:
         name = " ".join(c.words)
-        ent = None
-        for e in entities:
-            if e.kind == PERSON and set(c.words) <= set(e.name.split()):
-                ent = e
-                break
+        cwords = set(c.words)
+        ent = next((e for e, ws in name_words if cwords <= ws), None)
         if ent is None:
+            known = len(entities)
             ent = add(name, PERSON, (c.start, c.end))
+            if len(entities) > known:
+                name_words.append((ent, set(ent.name.split())))
             ent.gender = given.get(c.words[0].lower())
         else:
             ent.spans.append((c.start, c.end))
@@ -823,7 +926,7 @@ def _org_by_context(c: _Cand, text: str, given: dict[str, str], lower_vocab: set
         if not _looks_like_name(words) and not (len(words) == 1 and words[0].isupper()):
             return False
         if len(words) == 1 and (first in lower_vocab or words[0].rstrip("s") in STOP_ACRONYMS or first in TITLE_WORDS
-                                or _DEMONYM.search(words[0]) or first.endswith(("ern", "an"))):
+                                or words[0].endswith(_DEMONYM_ENDS) or first.endswith(("ern", "an"))):
             return False
     bw = text[max(0, c.start - 40): c.start].lower().split()[-4:]
     if text[c.start - 1: c.start] != " ":

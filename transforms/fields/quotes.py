@@ -56,6 +56,19 @@ CROWD_NOUNS = wordset("""protesters protestors demonstrators crowd crowds fans s
 ORG_NOUNS = wordset("""association body group company organization organisation agency department ministry team party
     government school union committee court board council campaign office league police military army
     administration institute firm club network university college commission authority bureau""")
+# fixed patterns of the attribution rules, compiled once
+_WORDS = re.compile(r"[\w’'\-]+")
+_OWNER = re.compile(r"^.*[’']s\s+")
+_ABOUT = re.compile(r"\s+about\b")
+_AND_END = re.compile(r"\band\s+(?:\w+ly\s+)?$")
+_DOC_NOUN = re.compile(r"\b(" + "|".join(sorted(DOC_NOUNS, key=len, reverse=True)) + r")\b", re.IGNORECASE)
+_DOC_NOUN_SHORT = re.compile(r"\b(statement|letter|memo|banner|sign|lawsuit|report|email|post|tweet)\b", re.IGNORECASE)
+_LEAD_NP = re.compile(r"\s*(?:[A-Z][\w’'.\-]*\s+){0,4}?")
+_FIRST_NP = re.compile(r"\s*(" + _DET_NP + r"|" + _NAME_RUN + r")")
+_FIRST_NP_NOT_OF = re.compile(r"\s*(" + _DET_NP + r"|" + _NAME_RUN + r")\s+(?!of\b)")
+_NAME_VERB = re.compile(r"[A-Z][a-z]+\s+" + _VERB)
+_CHANT_END = re.compile(r"\b(chanting|chanted|chant|shouting|shouted|saying|reads?|reading|wrote|writing|yelling|yelled)\s*[,:]?\s*$")
+_CROWD_BEFORE = re.compile(r"\b([a-z]+(?:ers|ors|ists|ants|ents|crowds?))\b[^“]*$")
 _PRONOUN_GENDER = {"he": "m", "him": "m", "she": "f", "her": "f", "i": None, "we": None}
 
 
@@ -118,7 +131,7 @@ def _find_spans(text: str, paras: list[tuple[int, int]]) -> list[_Span]:
 
 
 def _words(s: str) -> list[str]:
-    return re.findall(r"[\w’'\-]+", s)
+    return _WORDS.findall(s)
 
 
 def _is_title(q: str) -> bool:
@@ -305,7 +318,7 @@ class _Resolver:
                 return _Attr(ent.name, "organization", None, None, ent)
             return None
         if np[:1].isupper() and not low.startswith(("the ", "a ", "an ", "one ", "another ", "its ", "his ", "her ", "their ", "this ", "that ")) and low not in ("one", "another", "others"):
-            own = re.match(r"^.*[’']s\s+", np)
+            own = _OWNER.match(np)
             off = own.end() if own else 0
             ms = [m for m in self.mentions(start + off, end + 1) if m.end <= end + 1 and not m.possessive]
             ent = ms[-1].entity if ms else None
@@ -421,8 +434,8 @@ def extract(text: str, paras: list[tuple[int, int]], index: EntityIndex) -> list
                         at.verb = "according to"
                         attr = at
         if attr is None and not sp.cont and before.strip():
-            verbs = [v for v in _VERB_RE.finditer(before) if not re.match(r"\s+about\b", before[v.end():])]
-            coord = bool(verbs) and re.search(r"\band\s+(?:\w+ly\s+)?$", before[: verbs[-1].start()]) is not None
+            verbs = [v for v in _VERB_RE.finditer(before) if not _ABOUT.match(before, v.end())]
+            coord = bool(verbs) and _AND_END.search(before[: verbs[-1].start()]) is not None
             prev0 = res.done[-1] if res.done else None
             if verbs and coord and prev0 is not None and prev0[0].para == sp.para:
                 a = prev0[1]
@@ -434,11 +447,11 @@ def extract(text: str, paras: list[tuple[int, int]], index: EntityIndex) -> list
                 at = res.subject_before(seg_start, vs, sp.para)
                 if at is None or (at.entity is None and at.stype == "person" and not at.speaker):
                     # inverted: "said X, “...”" is rare before a quote; try the document in the sentence
-                    docm = re.search(r"\b(" + "|".join(sorted(DOC_NOUNS, key=len, reverse=True)) + r")\b", text[seg_start:vs], re.IGNORECASE)
+                    docm = _DOC_NOUN.search(text[seg_start:vs])
                     if docm:
                         at = res.resolve_document(docm.group(1).lower(), vs, sp.para)
                 elif at.stype == "person" and at.entity is None:
-                    docm = re.search(r"\b(statement|letter|memo|banner|sign|lawsuit|report|email|post|tweet)\b", text[seg_start:vs], re.IGNORECASE)
+                    docm = _DOC_NOUN_SHORT.search(text[seg_start:vs])
                     if docm and docm.start() < v.start():
                         at2 = res.resolve_document(docm.group(1).lower(), vs, sp.para)
                         at = at2
@@ -446,7 +459,7 @@ def extract(text: str, paras: list[tuple[int, int]], index: EntityIndex) -> list
                     at.verb = v.group().lower()
                     attr = at
             elif before.rstrip().endswith(":"):
-                lead_np = re.match(r"\s*(?:[A-Z][\w’'.\-]*\s+){0,4}?", before)
+                lead_np = _LEAD_NP.match(before)
                 first_ent = None
                 for mm in res.mentions(b0, b0 + len(before)):
                     if mm.entity.kind in (PERSON, ORG) and not mm.possessive and lead_np and mm.start <= b0 + max(lead_np.end(), 1) + 40:
@@ -457,12 +470,12 @@ def extract(text: str, paras: list[tuple[int, int]], index: EntityIndex) -> list
                     e = first_ent
                     at = _Attr(e.name, "person" if e.kind == PERSON else "organization", e.role, None, e)
                 if at is None:
-                    m2 = re.match(r"\s*(" + _DET_NP + r"|" + _NAME_RUN + r")", before)
+                    m2 = _FIRST_NP.match(before)
                     if m2:
                         at = res.from_np(m2.group(1), b0 + m2.start(1), b0 + m2.end(1), sp.para)
                 else:
                     # the sentence subject is the first noun phrase, not the last one before the colon
-                    m2 = re.match(r"\s*(" + _DET_NP + r"|" + _NAME_RUN + r")\s+(?!of\b)", before)
+                    m2 = _FIRST_NP_NOT_OF.match(before)
                     if m2 and m2.group(1).split()[0].lower() in ("the", "a", "an"):
                         at3 = res.from_np(m2.group(1).split(" with ")[0], b0 + m2.start(1), b0 + m2.end(1), sp.para)
                         if at3 is not None and at3.stype in ("document", "organization", "crowd"):
@@ -473,7 +486,7 @@ def extract(text: str, paras: list[tuple[int, int]], index: EntityIndex) -> list
         # inherited attribution
         if attr is None:
             prev = res.done[-1] if res.done else None
-            if prev is not None and prev[0].para == sp.para and not re.search(r"[A-Z][a-z]+\s+" + _VERB, before):
+            if prev is not None and prev[0].para == sp.para and not _NAME_VERB.search(before):
                 a = prev[1]
                 attr = _Attr(a.speaker, a.stype, a.role, a.verb if not sp.cont else None, a.entity)
             elif prev is not None and (sp.cont or (sp.start - 1 <= ps and nwords >= 4)) and sp.para - prev[0].para <= 2:
@@ -493,10 +506,10 @@ def extract(text: str, paras: list[tuple[int, int]], index: EntityIndex) -> list
         for ns in spans:
             if ns.nested and sp.start <= ns.start and ns.end <= sp.end:
                 lead = text[max(sp.start, ns.start - 30): ns.start - 1]
-                vm = re.search(r"\b(chanting|chanted|chant|shouting|shouted|saying|reads?|reading|wrote|writing|yelling|yelled)\s*[,:]?\s*$", lead)
+                vm = _CHANT_END.search(lead)
                 if vm:
                     nq = text[ns.start: ns.end].strip()
-                    crowd = re.search(r"\b([a-z]+(?:ers|ors|ists|ants|ents|crowds?))\b[^“]*$", text[sp.start: ns.start])
+                    crowd = _CROWD_BEFORE.search(text[sp.start: ns.start])
                     verb = vm.group(1).lower()
                     stype = "crowd" if verb.startswith(("chant", "shout", "yell")) else "unknown"
                     na = _Attr(crowd.group(1) if crowd else None, stype, None, verb)
