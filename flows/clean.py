@@ -342,7 +342,7 @@ class Extractor:
         pool = self._get_pool()
         if pool is None:
             return self._chunk_func(items, self.mode, self.page_timeout)
-        size = max(1, -(-len(items) // (self.workers * 2)))
+        size = max(1, min(10, -(-len(items) // (self.workers * 2))))  # small chunks: no core idles at a batch's end
         chunks = [items[i : i + size] for i in range(0, len(items), size)]
         running = asyncio.Semaphore(self.workers)  # a submitted chunk starts at once: its watchdog is fair
         solo_lock = asyncio.Lock()

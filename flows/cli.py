@@ -410,7 +410,10 @@ def backfill(
         try:
             submitted = submit_backfill(request, chunk_days)
         except Exception as exc:  # the API said no: one line, not a traceback
-            raise WorkError(f"could not submit to the backfill deployment: {str(exc).splitlines()[0]}") from None
+            reason = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+            if reason == "None":
+                reason = f"{type(exc).__name__} (is `newsdesk serve` running against this Prefect server?)"
+            raise WorkError(f"could not submit to the backfill deployment: {reason}") from None
         columns = ["flow_run_id", "name", "since", "until", "state", "idempotency_key"]
         render(columns, [[r[c] for c in columns] for r in submitted], out_format, title="Submitted")
         return

@@ -7,7 +7,7 @@ never one task per URL.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -17,7 +17,6 @@ from prefect.runtime import deployment, flow_run
 from flows import pipeline
 from flows.config import Settings, load_settings
 from flows.sources import read_sources
-from warehouse.connection import open_warehouse
 
 __all__ = ["ingest_flow", "PREFECT_STEPS"]
 
@@ -41,17 +40,12 @@ def _settings(settings: dict[str, Any] | None) -> Settings:
     return Settings(**settings) if settings else load_settings()
 
 
-def _caught_up(config: Settings, only: list[str]) -> bool:
-    """True when a scheduled run is late and a later run already covered its sources, so a backlog of
-    late runs (after ``serve`` was down) turns into one catching-up run and quick skips."""
+def _due_at() -> datetime | None:
+    """When a scheduled deployment run was due (None for runs started by hand)."""
+    if not deployment.get_id():
+        return None
     scheduled = flow_run.get_scheduled_start_time()
-    if not only or scheduled is None or not deployment.get_id() or not Path(config.warehouse).exists():
-        return False
-    with open_warehouse(config.warehouse, wait=config.load_wait) as con:
-        rows = con.execute("SELECT source, last_run_at FROM source_state WHERE list_contains(?, source)",
-                           [only]).fetchall()
-    last = {r[0]: r[1] for r in rows}
-    return all(last.get(name) is not None and last[name] >= scheduled for name in only)
+    return datetime.fromtimestamp(scheduled.timestamp(), UTC) if scheduled is not None else None
 
 
 @flow(name="ingest", persist_result=False, validate_parameters=False)
@@ -65,14 +59,10 @@ async def ingest_flow(settings: dict[str, Any] | None = None, sources_file: str 
     if only:
         sources = [s for s in sources if s.name in set(only)]
     run_id = flow_run.get_id() or None
-    if only and _caught_up(config, only):
-        logger.info("sources %s were ingested after this run was due; nothing to catch up", ", ".join(only))
-        pipeline.record_run(config, run_id or "", "ingest", "caught_up", {"sources": only},
-                            "a later run already covered these sources")
-        return {"run_id": run_id, "status": "caught_up", "loaded": 0}
-    report = await pipeline.run_pipeline(config, sources, steps=PREFECT_STEPS, run_id=run_id, progress=logger.info)
+    report = await pipeline.run_pipeline(config, sources, steps=PREFECT_STEPS, run_id=run_id, progress=logger.info,
+                                         due_at=_due_at() if only else None)
     summary = report.summary()
-    if report.status == "skipped":
+    if report.status in ("skipped", "caught_up"):
         logger.info("run skipped: %s", report.error)
         return summary
     logger.info(

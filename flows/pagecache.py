@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import time
-import zlib
 from datetime import datetime
 from pathlib import Path
 
@@ -39,7 +38,7 @@ class PageCache:
         target = self._path(result.url)
         tmp = target.with_suffix(f".tmp{os.getpid()}")
         with tmp.open("wb") as handle:
-            handle.write(len(head).to_bytes(4, "big") + head + zlib.compress(result.body, 1))
+            handle.write(len(head).to_bytes(4, "big") + head + result.body)  # raw: no CPU spent on the hot path
         tmp.replace(target)
 
     def get(self, url: str) -> FetchResult | None:
@@ -48,8 +47,8 @@ class PageCache:
             data = path.read_bytes()
             size = int.from_bytes(data[:4], "big")
             meta = json.loads(data[4 : 4 + size])
-            body = zlib.decompress(data[4 + size :])
-        except (OSError, ValueError, zlib.error):
+            body = data[4 + size :]
+        except (OSError, ValueError):
             return None
         if meta.get("url") != url:
             return None

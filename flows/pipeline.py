@@ -9,6 +9,7 @@ when an earlier run already settled it.
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import uuid
@@ -367,11 +368,14 @@ def _fill_policies(policies: dict[str, HostPolicy], settings: Settings) -> dict[
 async def run_pipeline(settings: Settings, sources: list[Source], steps: Any = PLAIN_STEPS,
                        run_id: str | None = None, flow_name: str = "ingest",
                        progress: Callable[[str], None] | None = None,
-                       lock_wait: float | None = None) -> IngestReport:
+                       lock_wait: float | None = None, due_at: datetime | None = None) -> IngestReport:
     """Run one ingest over ``sources`` into the configured warehouse and return its report.
 
     Runs against one warehouse never overlap: when another run holds it longer than ``lock_wait``
     (default ``settings.run_lock_wait``), this run is recorded as ``skipped`` and returns.
+    A scheduled run passes ``due_at``: if, once it holds the lock, every one of its sources has run
+    since then, it is recorded as ``caught_up`` and does nothing (a backlog of late runs after
+    downtime becomes one run of real work).
     Raises WarehouseError when the warehouse cannot be opened or written.
     """
     report = IngestReport(run_id or uuid.uuid4().hex)
@@ -382,7 +386,7 @@ async def run_pipeline(settings: Settings, sources: list[Source], steps: Any = P
     wait = settings.run_lock_wait if lock_wait is None else lock_wait
     try:
         with run_lock(settings.warehouse, wait, f"{flow_name} {report.run_id}"):
-            await _locked_run(settings, enabled, steps, report, params, flow_name, say)
+            await _locked_run(settings, enabled, steps, report, params, flow_name, say, due_at)
     except RunLockBusy as exc:
         report.status, report.error, report.ended_at = "skipped", str(exc), datetime.now(UTC)
         say(f"skipped: {exc}")
@@ -401,15 +405,24 @@ def record_run(settings: Settings, run_id: str, flow_name: str, status: str, par
 
 
 async def _locked_run(settings: Settings, enabled: list[Source], steps: Any, report: IngestReport,
-                      params: dict[str, Any], flow_name: str, say: Callable[[str], None]) -> None:
+                      params: dict[str, Any], flow_name: str, say: Callable[[str], None],
+                      due_at: datetime | None = None) -> None:
     with open_warehouse(settings.warehouse, wait=settings.load_wait) as con:
         spooled = load_spool(con, settings.warehouse)
         if spooled:
             say(f"loaded {spooled} batch(es) kept from an earlier run")
+        state = source_health(con)
+    if due_at is not None and enabled and all(
+        (last := state.get(s.name, {}).get("last_run_at")) is not None and last >= due_at for s in enabled
+    ):
+        report.status, report.error, report.ended_at = "caught_up", "a later run already covered these sources", \
+            datetime.now(UTC)
+        say(f"caught up: {', '.join(s.name for s in enabled)} ran after this run was due")
+        record_run(settings, report.run_id, flow_name, "caught_up", params, report.error, report.started_at)
+        return
     PageCache(settings.warehouse).prune()
     with open_warehouse(settings.warehouse, wait=settings.load_wait) as con:
         start_run(con, report.run_id, flow_name, report.started_at, params)
-        state = source_health(con)
     validators = {k: v for k, v in state.items()}
     now = datetime.now(UTC)
     resting = [s for s in enabled if (until := backoff_until(state.get(s.name), settings)) and until > now]
@@ -517,15 +530,16 @@ async def process_queue(settings: Settings, steps: Any, fetcher: PageSource, ext
         fetched = await steps.fetch(fetcher, batch)
         return fetched, await steps.extract(extractor, fetched)
 
-    in_flight: list[asyncio.Future[tuple[list[Fetched], list[dict[str, Any]]]]] = [
+    in_flight: collections.deque[asyncio.Future[tuple[list[Fetched], list[dict[str, Any]]]]] = collections.deque(
         asyncio.ensure_future(produce(b)) for b in batches[:window]
-    ]
+    )
     started = len(in_flight)
     stopped = False
     for index in range(len(batches)):
-        if index >= len(in_flight):
+        if not in_flight:
             break
-        fetched, extracted = await in_flight[index]
+        # popped, so a finished batch's pages are freed once it is loaded
+        fetched, extracted = await in_flight.popleft()
         if started < len(batches) and not stopped:
             if stop and stop():
                 stopped = True
