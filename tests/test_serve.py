@@ -387,12 +387,13 @@ def test_late_runs_after_downtime_do_not_stampede(prefect_server, site, tmp_path
     proc = start_serve(prefect_server, sources, wh, server.host, tmp_path / "client")
 
     async def registered() -> bool:
+        """This serve's deployment, not one left by an earlier test with another warehouse."""
         async with get_client() as client:
             try:
-                await client.read_deployment_by_name("ingest/ingest")
-                return True
+                d = await client.read_deployment_by_name("ingest/ingest")
             except Exception:
                 return False
+            return (d.parameters.get("settings") or {}).get("warehouse") == str(Path(wh).resolve())
 
     try:
         with _api(prefect_server):
