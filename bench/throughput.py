@@ -33,7 +33,6 @@ import json
 import multiprocessing
 import os
 import platform
-import shutil
 import socket
 import statistics
 import subprocess
@@ -102,6 +101,15 @@ def _mem_kb(pid: int) -> tuple[int, int]:
     return rss, pss
 
 
+def _name(pid: int) -> str:
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "?"
+    words = [a.decode(errors="replace").rsplit("/", 1)[-1] for a in args if a][:4]
+    return " ".join(words)[:60]
+
+
 class TreeMemory:
     """Samples the summed RSS and PSS of a process and all its descendants; keeps the peaks."""
 
@@ -109,6 +117,7 @@ class TreeMemory:
         self.root, self.interval = root, interval
         self.peak_rss = self.peak_pss = 0
         self.peak_procs = 0
+        self.peak_detail: list[tuple[str, int]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -120,10 +129,14 @@ class TreeMemory:
     def sample(self) -> None:
         pids = tree(self.root)
         rss = pss = 0
+        detail = []
         for pid in pids:
             r, p = _mem_kb(pid)
             rss += r
             pss += p
+            detail.append((_name(pid), r))
+        if rss > self.peak_rss:
+            self.peak_detail = sorted(detail, key=lambda d: -d[1])
         self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
         self.peak_procs = max(self.peak_procs, len(pids))
 
@@ -134,6 +147,46 @@ class TreeMemory:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+# -- other work on the machine ----------------------------------------------------------------------------
+_HZ = os.sysconf("SC_CLK_TCK")
+
+
+def _busy_seconds() -> float:
+    with open("/proc/stat") as fh:
+        parts = [int(x) for x in fh.readline().split()[1:]]
+    idle = parts[3] + (parts[4] if len(parts) > 4 else 0)
+    return (sum(parts[:8]) - idle) / _HZ
+
+
+def _own_cpu() -> float:
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    live = 0.0
+    for pid in tree(os.getpid())[1:]:  # children still running (not yet in RUSAGE_CHILDREN)
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            stat = Path(f"/proc/{pid}/stat").read_bytes()
+            fields = stat[stat.rfind(b")") + 2:].split()
+            live += (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / _HZ
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime + live
+
+
+class Others:
+    """CPU used on the machine by processes outside this benchmark's tree while a section runs, in cores."""
+
+    def __enter__(self) -> Others:
+        self.t, self.busy, self.own = time.perf_counter(), _busy_seconds(), _own_cpu()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        wall = time.perf_counter() - self.t
+        self.cores = max(0.0, ((_busy_seconds() - self.busy) - (_own_cpu() - self.own)) / max(wall, 1e-6))
+
+    @property
+    def note(self) -> str:
+        return f"other load {self.cores:.2f} cores"
 
 
 # -- results ---------------------------------------------------------------------------------------------
@@ -166,6 +219,16 @@ def md_table(header: list[str], rows: list[list[str]]) -> str:
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(out)
+
+
+def _git_rev() -> str:
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "flows", "transforms", "warehouse"], cwd=REPO,
+                               capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "unknown"
+    return f"commit {rev}" + (" with uncommitted changes under flows/transforms/warehouse" if dirty else "")
 
 
 def machine() -> str:
@@ -261,18 +324,20 @@ def run_limits(rep: Report, n: int) -> None:
                                  (True, "traf_default", "trafilatura alone, default options")):
         pool = _pool("traf")
         try:
-            t0 = time.perf_counter()
-            list(pool.imap_unordered(_traf_chunk, [(c, defaults) for c in _chunks(tasks, 10)]))
-            secs = time.perf_counter() - t0
+            with Others() as oth:
+                t0 = time.perf_counter()
+                list(pool.imap_unordered(_traf_chunk, [(c, defaults) for c in _chunks(tasks, 10)]))
+                secs = time.perf_counter() - t0
         finally:
             pool.terminate()
-        rep.add_rate(key, f"limit: {label}, {cores()} processes, HTML in memory", n, secs)
+        rep.add_rate(key, f"limit: {label}, {cores()} processes, HTML in memory", n, secs, oth.note)
         rep.say(f"limits: {label}: {n / secs:.1f} pages/s")
 
     bodies = [b for _, b in corpus_bodies()]
     settings = load_settings(env={}, warehouse="/nonexistent")
     pool = _pool("newsdesk")
     transform_s = 0.0
+    oth = Others().__enter__()
     try:
         t0 = time.perf_counter()
         pending_rows: list[dict[str, Any]] = []
@@ -297,12 +362,13 @@ def run_limits(rep: Report, n: int) -> None:
         if pending_rows:
             flush()
         secs = time.perf_counter() - t0
+        oth.__exit__()
     finally:
         pool.terminate()
     rep.values["limit_transform_s"] = transform_s
     rep.values["limit_loaded"] = loaded
     rep.add_rate("limit", f"limit: newsdesk CPU work (extract_chunk in {cores()} processes + transform_batch), "
-                 "HTML in memory", n, secs, f"transform_batch {transform_s:.1f}s in the parent; {loaded} articles")
+                 "HTML in memory", n, secs, f"transform_batch {transform_s:.1f}s in the parent; {loaded} articles; {oth.note}")
     rep.say(f"limits: newsdesk CPU work: {n / secs:.1f} pages/s")
 
 
@@ -329,16 +395,19 @@ def cli_ingest(tmp: Path, wl: Any, args: argparse.Namespace, warehouse: Path, so
         cmd += ["--allow-host", host]
     env = prefect_env(tmp, {"NEWSDESK_HOST_CONCURRENCY": str(args.host_concurrency),
                             "NEWSDESK_BATCH_SIZE": str(args.batch_size)})
+    oth = Others().__enter__()
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     with TreeMemory(proc.pid) as mem:
         out, err = proc.communicate()
     wall = time.perf_counter() - t0
+    oth.__exit__()
     if proc.returncode != 0:
         raise RuntimeError(f"newsdesk ingest failed ({proc.returncode}): {err[-2000:]}")
     summary = json.loads(out)[0]
     return {"wall": wall, "seconds": float(summary["seconds"]), "loaded": summary["loaded"], "summary": summary,
-            "peak_rss_mb": mem.peak_rss / 1024, "peak_pss_mb": mem.peak_pss / 1024, "procs": mem.peak_procs}
+            "peak_rss_mb": mem.peak_rss / 1024, "peak_pss_mb": mem.peak_pss / 1024, "procs": mem.peak_procs,
+            "detail": mem.peak_detail, "others": oth.note}
 
 
 def _serve_workload(n: int, hosts: int, extra: dict[str, tuple[str, bytes]] | None = None) -> tuple[Any, Any]:
@@ -397,12 +466,14 @@ def plain_run(wl: Any, args: argparse.Namespace, warehouse: Path, kind: str = "u
                              host_concurrency=args.host_concurrency, concurrency=args.concurrency,
                              batch_size=args.batch_size)
     sources = [Source(f"bench{k}", kind, wl.base(k) + route.format(k=k)) for k in range(wl.hosts)]
-    t0 = time.perf_counter()
-    report = asyncio.run(run_pipeline(settings, sources, steps=timer.steps if timer else PLAIN_STEPS,
-                                      progress=lambda m: None))
-    wall = time.perf_counter() - t0
+    with Others() as oth:
+        t0 = time.perf_counter()
+        report = asyncio.run(run_pipeline(settings, sources, steps=timer.steps if timer else PLAIN_STEPS,
+                                          progress=lambda m: None))
+        wall = time.perf_counter() - t0
     summary = report.summary()
-    return {"wall": wall, "seconds": float(summary["seconds"]), "loaded": summary["loaded"], "summary": summary}
+    return {"wall": wall, "seconds": float(summary["seconds"]), "loaded": summary["loaded"], "summary": summary,
+            "others": oth.note}
 
 
 def run_e2e(rep: Report, n: int, args: argparse.Namespace, tmp: Path) -> None:
@@ -414,8 +485,8 @@ def run_e2e(rep: Report, n: int, args: argparse.Namespace, tmp: Path) -> None:
         rep.values.update(e2e_wall=res["wall"], e2e_flow=res["seconds"], e2e_rss=res["peak_rss_mb"])
         rep.add_rate("e2e_wall", f"newsdesk ingest (CLI, {args.hosts} host(s)), wall incl. Prefect start-up", n,
                      res["wall"], f"{res['loaded']} loaded; peak RSS {res['peak_rss_mb']:.0f} MB "
-                     f"(PSS {res['peak_pss_mb']:.0f} MB, {res['procs']} processes)")
-        rep.add_rate("e2e", f"newsdesk ingest (CLI), flow's own time (run `seconds`, excl. Prefect start-up)", n,
+                     f"(PSS {res['peak_pss_mb']:.0f} MB, {res['procs']} processes); {res['others']}")
+        rep.add_rate("e2e", "newsdesk ingest (CLI), flow's own time (run `seconds`, excl. Prefect start-up)", n,
                      res["seconds"], f"Prefect start-up and teardown {res['wall'] - res['seconds']:.1f}s")
         rep.say(f"e2e: {n / res['seconds']:.1f} pages/s flow, {n / res['wall']:.1f} wall; {res['summary']}")
         if res["loaded"] < n * 0.9:
@@ -423,7 +494,7 @@ def run_e2e(rep: Report, n: int, args: argparse.Namespace, tmp: Path) -> None:
         timer = StageTimer()
         res = plain_run(wl, args, tmp / "plain.duckdb", timer=timer)
     rep.add_rate("plain", "newsdesk run_pipeline with PLAIN_STEPS (no Prefect), in-process", n, res["seconds"],
-                 f"{res['loaded']} loaded")
+                 f"{res['loaded']} loaded; {res['others']}")
     rows = []
     for name in ("discover", "fetch", "extract", "transform", "load"):
         busy = timer.busy.get(name, 0.0)
@@ -454,6 +525,7 @@ def run_baseline(rep: Report, n: int, args: argparse.Namespace, tmp: Path) -> No
         con = duckdb.connect(str(tmp / "naive.duckdb"))
         con.execute("CREATE TABLE articles (url VARCHAR PRIMARY KEY, title VARCHAR, author VARCHAR, date VARCHAR, "
                     "sitename VARCHAR, text VARCHAR)")
+        oth = Others().__enter__()
         t0 = time.perf_counter()
         with httpx.Client() as client:
             for url in urls:
@@ -464,23 +536,31 @@ def run_baseline(rep: Report, n: int, args: argparse.Namespace, tmp: Path) -> No
                 con.execute("INSERT INTO articles VALUES (?, ?, ?, ?, ?, ?)",
                             [url, doc.title, doc.author, doc.date, doc.sitename, doc.text])
         secs = time.perf_counter() - t0
+        oth.__exit__()
         stored = con.execute("SELECT count(*) FROM articles").fetchone()[0]  # type: ignore[index]
         con.close()
     rep.add_rate("baseline", "naive: sequential httpx.get + trafilatura + one INSERT per row", n, secs,
-                 f"{stored} stored")
+                 f"{stored} stored; {oth.note}")
     rep.say(f"baseline: {n / secs:.1f} pages/s")
 
 
 # -- peers -----------------------------------------------------------------------------------------------
 PEER_SCRIPT = r'''
-import json, sys, time, warnings, logging
+import json, socket, sys, time, warnings, logging
 warnings.filterwarnings("ignore"); logging.disable(logging.CRITICAL)
+_resolve = socket.getaddrinfo
+def _offline(host, *a, **k):  # offline benchmark: no DNS, no downloads (image sizes, suffix lists)
+    if host in ("localhost", "127.0.0.1", "::1"):
+        return _resolve(host, *a, **k)
+    raise socket.gaierror("offline benchmark")
+socket.getaddrinfo = _offline
+limit = int(sys.argv[3]) if len(sys.argv) > 3 else None
 manifest = json.load(open(sys.argv[1])); which = sys.argv[2]
-pages = [(m["url"], open(m["file"], "rb").read().decode("utf-8", "replace")) for m in manifest]
+pages = [(m["url"], open(m["file"], "rb").read().decode("utf-8", "replace")) for m in manifest][:limit]
 if which == "newspaper4k":
     import newspaper
     def run(url, html):
-        a = newspaper.Article(url); a.download(input_html=html); a.parse(); return a.text
+        a = newspaper.Article(url, fetch_images=False); a.download(input_html=html); a.parse(); return a.text
     ver = newspaper.__version__
 else:
     from newsplease import NewsPlease
@@ -523,7 +603,7 @@ def run_peers(rep: Report, args: argparse.Namespace, tmp: Path) -> None:
     from bench.workload import Workload, corpus_bodies
     from flows.clean import _warm, extract_chunk
 
-    bodies = corpus_bodies()
+    bodies = corpus_bodies()[: 60 if args.quick else None]
     wl = Workload(len(bodies), 1, 8000)
     manifest = []
     folder = tmp / "peer-html"
@@ -537,7 +617,7 @@ def run_peers(rep: Report, args: argparse.Namespace, tmp: Path) -> None:
     n = len(bodies)
     # one process: trafilatura (both option sets) and newsdesk's extract_chunk over the same pages
     _warm()
-    for key, label, fn in (
+    for key, label, fn in (  # noqa: B007
         ("one_traf", "one process: trafilatura, newsdesk's options",
          lambda: [trafilatura.extract(b, url=m["url"], **TRAF_OPTIONS) for (_, b), m in zip(bodies, manifest, strict=True)]),
         ("one_traf_default", "one process: trafilatura, default options",
@@ -547,16 +627,18 @@ def run_peers(rep: Report, args: argparse.Namespace, tmp: Path) -> None:
                                  "has_source_date": False} for (_, b), m in zip(bodies, manifest, strict=True)])),
     ):
         fn() if key == "one_traf" else None  # warm caches once
-        t0 = time.perf_counter()
-        fn()
-        rep.add_rate(key, label, n, time.perf_counter() - t0)
+        with Others() as oth:
+            t0 = time.perf_counter()
+            fn()
+            secs = time.perf_counter() - t0
+        rep.add_rate(key, label, n, secs, oth.note)
     problem = ensure_peers_venv(rep)
     for peer in ("newspaper4k", "news-please"):
         if problem:
             rep.rows.append([f"one process: {peer}", str(n), "-", "-", f"not installed here: {problem}"])
             continue
         res = subprocess.run([str(PEERS_VENV / "bin" / "python"), str(tmp / "peer.py"), str(tmp / "manifest.json"),
-                              peer], capture_output=True, text=True, timeout=1800)
+                              peer], capture_output=True, text=True, timeout=900)
         if res.returncode != 0:
             rep.rows.append([f"one process: {peer}", str(n), "-", "-", "failed: " + res.stderr.strip()[-200:]])
             continue
@@ -568,7 +650,7 @@ def run_peers(rep: Report, args: argparse.Namespace, tmp: Path) -> None:
 
 # -- memory ----------------------------------------------------------------------------------------------
 def run_memory(rep: Report, n: int, args: argparse.Namespace, tmp: Path) -> None:
-    sizes = sorted({max(200, n // 4), n})
+    sizes = sorted({max(100, n // 4), n})
     peaks = []
     for size in sizes:
         wl, server = _serve_workload(size, args.hosts)
@@ -583,13 +665,16 @@ def run_memory(rep: Report, n: int, args: argparse.Namespace, tmp: Path) -> None
     rep.sections.append("### Peak memory of `newsdesk ingest` (whole process tree, sampled every 0.2 s)\n\n"
                         + md_table(["articles", "peak RSS MB", "peak PSS MB", "processes", "wall s", "loaded"], rows)
                         + "\n\nRSS sums every process of the tree (shared pages counted once per process); PSS "
-                        "shares them out.")
+                        "shares them out. At the largest size's peak: "
+                        + "; ".join(f"`{name}` {kb / 1024:.0f} MB" for name, kb in peaks[-1][1]["detail"]) + ".")
     big = peaks[-1][1]["peak_rss_mb"]
     rep.values["mem_peak_mb"] = big
     rep.values["mem_articles"] = sizes[-1]
     if len(peaks) == 2:
-        growth = (peaks[1][1]["peak_rss_mb"] / peaks[0][1]["peak_rss_mb"]) / (sizes[1] / sizes[0])
-        rep.values["mem_growth"] = growth
+        # marginal memory per 1,000 more articles: ~0 when memory does not grow with the run
+        slope = (peaks[1][1]["peak_rss_mb"] - peaks[0][1]["peak_rss_mb"]) / ((sizes[1] - sizes[0]) / 1000)
+        rep.values["mem_slope"] = slope
+        rep.values["mem_at_20000"] = peaks[1][1]["peak_rss_mb"] + slope * (20000 - sizes[1]) / 1000
 
 
 # -- incremental -----------------------------------------------------------------------------------------
@@ -661,7 +746,7 @@ def run_incremental(rep: Report, args: argparse.Namespace, tmp: Path) -> None:
     rows = [[f"{s:,}", ", ".join(f"{x:.3f}" for x in times[s]), f"{med[s]:.3f}"] for s in sizes]
     ratio = med[sizes[1]] / med[sizes[0]]
     rep.values["incr_ratio"] = ratio
-    rep.sections.append(f"### Incremental run (feed of 500 URLs, all known; plain steps, run `seconds`)\n\n"
+    rep.sections.append("### Incremental run (feed of 500 URLs, all known; plain steps, run `seconds`)\n\n"
                         + md_table(["warehouse articles", "runs (s)", "median (s)"], rows)
                         + f"\n\nRatio {sizes[1]:,} / {sizes[0]:,}: **{ratio:.2f}**")
     rep.say(f"incremental: {med}")
@@ -693,7 +778,7 @@ def run_loading(rep: Report, args: argparse.Namespace, tmp: Path) -> None:
     from warehouse.connection import open_warehouse
     from warehouse.load import load_batch
 
-    total = 5000 if args.quick else args.loading_articles
+    total = 2000 if args.quick else args.loading_articles
     frames, one_page = real_frames(args)
     base_n = frames.articles.height
     ids = frames.articles["article_id"].to_list()
@@ -713,7 +798,9 @@ def run_loading(rep: Report, args: argparse.Namespace, tmp: Path) -> None:
         pages = frames.pages[[page_rows[p] for p in pick]].with_columns(canonical_url=pl.Series(new_urls),
                                                                          url=pl.Series(new_urls))
         outcomes = pl.DataFrame({"url": new_urls, "canonical_url": new_urls, "source": ["bench"] * size,
-                                 "outcome": ["loaded"] * size, "article_id": new_ids})
+                                 "outcome": ["loaded"] * size, "article_id": new_ids, "http_status": [200] * size,
+                                 "attempts": [1] * size}, schema_overrides={"http_status": pl.Int32,
+                                                                            "attempts": pl.Int32})
         from warehouse.load import OUTCOME_SCHEMA
 
         outcomes = outcomes.with_columns([pl.lit(None, dtype=t).alias(c) for c, t in OUTCOME_SCHEMA.items()
@@ -794,6 +881,8 @@ def run_sql(rep: Report, args: argparse.Namespace, tmp: Path) -> None:
         "full-column scan: SELECT sum(word_count) FROM articles": "SELECT sum(word_count) FROM articles",
         "SELECT * FROM articles_per_source_day": "SELECT * FROM articles_per_source_day",
         "SELECT * FROM top_quoted_speakers": "SELECT * FROM top_quoted_speakers",
+        "SELECT * FROM articles_per_source_day LIMIT 20": "SELECT * FROM articles_per_source_day LIMIT 20",
+        "SELECT * FROM top_quoted_speakers LIMIT 20": "SELECT * FROM top_quoted_speakers LIMIT 20",
     }
     con = duckdb.connect(str(path), read_only=True)
     con.execute("SET TimeZone = 'UTC'")
@@ -803,7 +892,8 @@ def run_sql(rep: Report, args: argparse.Namespace, tmp: Path) -> None:
         runs = []
         for _ in range(1 + args.repeat):
             t = time.perf_counter()
-            table = con.execute(q).fetch_arrow_table()
+            cur = con.execute(q)
+            table = cur.to_arrow_table() if hasattr(cur, "to_arrow_table") else cur.fetch_arrow_table()
             runs.append(time.perf_counter() - t)
         result_rows[label] = table.num_rows
         med[label] = statistics.median(runs[1:])
@@ -813,6 +903,8 @@ def run_sql(rep: Report, args: argparse.Namespace, tmp: Path) -> None:
     labels = list(queries)
     rep.values["sql_day_ratio"] = med[labels[1]] / scan
     rep.values["sql_quoted_ratio"] = med[labels[2]] / scan
+    rep.values["sql_day_top_ratio"] = med[labels[3]] / scan
+    rep.values["sql_quoted_top_ratio"] = med[labels[4]] / scan
     rep.sections.append(f"### Ad-hoc SQL over {counts['articles']:,} synthetic articles and {counts['quotes']:,} quotes "
                         f"(warm, median of {args.repeat}, results fetched as Arrow)\n\n"
                         + md_table(["query", "rows", "ms", "x scan"], rows))
@@ -832,8 +924,11 @@ def write_report(rep: Report, args: argparse.Namespace, only: list[str], elapsed
         rep.floor("e2e (excl. Prefect) / naive baseline", v["e2e"] / v["baseline"], 1.7)
     if "mem_peak_mb" in v:
         rep.floor(f"peak RSS at {int(v['mem_articles']):,} articles (MB)", v["mem_peak_mb"], 1536, "<=", "{:.0f}")
-    if "mem_growth" in v:
-        rep.floor("memory growth (peak ratio / size ratio; < 1 is sub-linear)", v["mem_growth"], 1.0, "<=")
+    if "mem_slope" in v:
+        rep.floor("memory growth: MB more per 1,000 more articles (sub-linear: about 0)", v["mem_slope"], 25, "<=",
+                  "{:.0f}")
+        if v["mem_articles"] < 20000:
+            rep.floor("peak RSS extrapolated to 20,000 articles (MB)", v["mem_at_20000"], 1536, "<=", "{:.0f}")
     if "incr_ratio" in v:
         rep.floor("incremental: no-new run, big / small warehouse", v["incr_ratio"], 1.5, "<=")
     if "load_ratio" in v:
@@ -842,6 +937,8 @@ def write_report(rep: Report, args: argparse.Namespace, only: list[str], elapsed
         rep.floor("articles_per_source_day / full-column scan", v["sql_day_ratio"], 3.0, "<=", "{:.1f}")
     if "sql_quoted_ratio" in v:
         rep.floor("top_quoted_speakers / full-column scan", v["sql_quoted_ratio"], 3.0, "<=", "{:.1f}")
+        rep.floor("(first 20 rows) articles_per_source_day LIMIT 20 / scan", v["sql_day_top_ratio"], 3.0, "<=", "{:.1f}")
+        rep.floor("(first 20 rows) top_quoted_speakers LIMIT 20 / scan", v["sql_quoted_top_ratio"], 3.0, "<=", "{:.1f}")
 
     ref = v.get("limit") or v.get("traf")
     rows = []
@@ -857,6 +954,9 @@ def write_report(rep: Report, args: argparse.Namespace, only: list[str], elapsed
     text = [f"# newsdesk throughput ({args.articles:,} articles)\n",
             f"Command: `{cmd}` ({elapsed / 60:.1f} min, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC)\n",
             f"Machine: {machine()}\n",
+            f"Code: {_git_rev()}\n",
+            f"Load average (1 min) at start {args.load_start:.2f}, at end {os.getloadavg()[0]:.2f} "
+            "(other work on the machine shows here; the figures are only as steady as it).\n",
             f"Workload: {len(__import__('bench.workload', fromlist=['x']).corpus_pages())} corpus pages (aeb + fundus) "
             f"replicated under distinct URLs, served by bench.workload.FastServer (asyncio, pre-encoded gzip) on "
             f"{args.hosts} loopback host(s); newsdesk settings host_delay=0, host_concurrency={args.host_concurrency}, "
@@ -898,6 +998,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.articles = min(args.articles, 400)
         args.repeat = min(args.repeat, 3)
+    args.load_start = os.getloadavg()[0]
     rep = Report(args)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="newsdesk-bench-") as name:

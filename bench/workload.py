@@ -16,8 +16,8 @@ import os
 import re
 import signal
 from dataclasses import dataclass
-from email.utils import format_datetime
 from datetime import UTC, datetime
+from email.utils import format_datetime
 from xml.sax.saxutils import escape
 
 from bench.corpus import CorpusPage, load_pages, read_page
