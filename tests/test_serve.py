@@ -372,6 +372,22 @@ def _api(prefect_url: str):
     return temporary_settings({PREFECT_API_URL: prefect_url})
 
 
+def serving_this_warehouse(prefect_url: str, name: str, warehouse: str) -> bool:
+    """The deployment exists and carries this warehouse (not one left by an earlier test)."""
+    from prefect.client.orchestration import get_client
+
+    async def check() -> bool:
+        async with get_client() as client:
+            try:
+                d = await client.read_deployment_by_name(name)
+            except Exception:
+                return False
+            return (d.parameters.get("settings") or {}).get("warehouse") == str(Path(warehouse).resolve())
+
+    with _api(prefect_url):
+        return asyncio.run(check())
+
+
 def test_late_runs_after_downtime_do_not_stampede(prefect_server, site, tmp_path):
     """serve was down while runs fell due: when it comes back, one run does the work and the other
     late runs see they are covered and finish at once."""
@@ -386,18 +402,9 @@ def test_late_runs_after_downtime_do_not_stampede(prefect_server, site, tmp_path
     wh = str(tmp_path / "late.duckdb")
     proc = start_serve(prefect_server, sources, wh, server.host, tmp_path / "client")
 
-    async def registered() -> bool:
-        """This serve's deployment, not one left by an earlier test with another warehouse."""
-        async with get_client() as client:
-            try:
-                d = await client.read_deployment_by_name("ingest/ingest")
-            except Exception:
-                return False
-            return (d.parameters.get("settings") or {}).get("warehouse") == str(Path(wh).resolve())
-
     try:
-        with _api(prefect_server):
-            wait_for(lambda: asyncio.run(registered()), 90, "serve did not register the deployments")
+        wait_for(lambda: serving_this_warehouse(prefect_server, "ingest/ingest", wh), 90,
+                 "serve did not register the deployments")
     finally:
         stop_serve(proc)
     ingest(load_settings(env={}, warehouse=wh, sources=str(sources), allow_hosts=(server.host,), host_delay=0.0))
@@ -446,20 +453,10 @@ def test_backfill_submitted_to_the_deployment_is_idempotent(prefect_server, site
     args = [*NEWSDESK, "backfill", "--since", "2020-01-01", "--until", "2020-12-31", "--from", "warc", "--warc",
             str(warc), "-w", wh, "--deployment", "--chunk-days", "120", "-f", "json"]
     proc = start_serve(prefect_server, sources, wh, server.host, tmp_path / "client")
-    from prefect.client.orchestration import get_client
-
-    async def registered() -> bool:
-        """This serve's deployment, not one left by an earlier test with another warehouse."""
-        async with get_client() as client:
-            try:
-                d = await client.read_deployment_by_name("backfill/backfill")
-            except Exception:
-                return False
-            return (d.parameters.get("settings") or {}).get("warehouse") == str(Path(wh).resolve())
 
     try:
-        with _api(prefect_server):
-            wait_for(lambda: asyncio.run(registered()), 90, "serve did not register the deployments")
+        wait_for(lambda: serving_this_warehouse(prefect_server, "backfill/backfill", wh), 90,
+                 "serve did not register the deployments")
         first = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
         assert first.returncode == 0, first.stderr[-2000:]
         again = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
