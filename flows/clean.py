@@ -217,7 +217,12 @@ def extract_chunk(items: list[dict[str, Any]], mode: str = "precision") -> list[
     return [extract_page(item, mode) for item in items]
 
 
+_IN_WORKER = False  # set in pool workers: only there may a page's SIGALRM timer run
+
+
 def _warm() -> None:
+    global _IN_WORKER
+    _IN_WORKER = True
     import htmldate  # noqa: F401
     import trafilatura  # noqa: F401
 
@@ -241,10 +246,12 @@ def _failed_row(item: dict[str, Any], error: str) -> dict[str, Any]:
 
 
 def _extract_limited(item: dict[str, Any], mode: str, time_limit: float) -> dict[str, Any]:
-    """``extract_page`` under a per-page time limit (a SIGALRM timer, when running on a process's main
-    thread with no other SIGALRM handler); any escaping error becomes the page's extract_error."""
+    """``extract_page`` under a per-page time limit (a SIGALRM timer, in a pool worker's main thread
+    with no other SIGALRM handler; never in the caller's process, where a late alarm could land in
+    unrelated code); any escaping error becomes the page's extract_error."""
     use_timer = (
-        time_limit > 0
+        _IN_WORKER
+        and time_limit > 0
         and hasattr(signal, "setitimer")
         and threading.current_thread() is threading.main_thread()
         and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, signal.SIG_IGN, None)
