@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
-import json
 import logging
 import multiprocessing
 import os
@@ -405,7 +404,3 @@ class Extractor:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)

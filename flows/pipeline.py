@@ -14,7 +14,7 @@ import json
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -45,7 +45,7 @@ from warehouse.load import (
 from warehouse.lock import RunLockBusy, run_lock
 from warehouse.upkeep import load_spool, refresh_search_index, spool_batch, spool_run_record
 
-__all__ = ["IngestReport", "Planned", "Steps", "plan_candidates", "run_pipeline", "PLAIN_STEPS"]
+__all__ = ["IngestReport", "Planned", "PlainSteps", "plan_candidates", "run_pipeline", "PLAIN_STEPS"]
 
 log = logging.getLogger("newsdesk")
 
@@ -81,13 +81,15 @@ class IngestReport:
 
 
 # -- steps ---------------------------------------------------------------------------------------------
-async def discover_all(fetcher: Fetcher, sources: list[Source], validators: dict[str, dict[str, str]]) -> list[Discovery]:
+async def discover_all(fetcher: Fetcher, sources: list[Source], state: dict[str, dict[str, Any]]) -> list[Discovery]:
     """Discover every source concurrently; one source's failure is recorded, not raised."""
 
     async def one(source: Source) -> Discovery:
-        state = validators.get(source.name)
-        usable = {k: v for k, v in (state or {}).items() if v} if state and state.get("url") == source.url else None
-        return await discover_source(fetcher, source, usable, cross_host=fetcher.settings.sitemap_cross_host)
+        known = state.get(source.name) or {}
+        # the stored ETag / Last-Modified apply only while the source still has the same URL
+        validators = {k: known[k] for k in ("etag", "last_modified") if known.get(k)} \
+            if known.get("url") == source.url else None
+        return await discover_source(fetcher, source, validators, cross_host=fetcher.settings.sitemap_cross_host)
 
     return list(await asyncio.gather(*(one(s) for s in sources)))
 
@@ -312,16 +314,10 @@ def load_frames(settings: Settings, frames: BatchFrames) -> None:
 
 
 # -- orchestration --------------------------------------------------------------------------------------
-class Steps(Protocol):
-    discover: Callable[[Fetcher, list[Source], dict[str, dict[str, str]]], Awaitable[list[Discovery]]]
-    fetch: Callable[[Fetcher, list[Planned]], Awaitable[list[Fetched]]]
-    extract: Callable[[Extractor, list[Fetched]], Awaitable[list[dict[str, Any]]]]
-    transform: Callable[[list[Fetched], list[dict[str, Any]], str, Settings, set[str]], BatchFrames]
-    load: Callable[[Settings, BatchFrames], None]
-
-
 @dataclass
 class PlainSteps:
+    """The step implementations ``run_pipeline`` composes; ``flows.ingest`` swaps in Prefect tasks."""
+
     discover: Any = discover_all
     fetch: Any = fetch_batch
     extract: Any = extract_batch
@@ -423,7 +419,6 @@ async def _locked_run(settings: Settings, enabled: list[Source], steps: Any, rep
     PageCache(settings.warehouse).prune()
     with open_warehouse(settings.warehouse, wait=settings.load_wait) as con:
         start_run(con, report.run_id, flow_name, report.started_at, params)
-    validators = {k: v for k, v in state.items()}
     now = datetime.now(UTC)
     resting = [s for s in enabled if (until := backoff_until(state.get(s.name), settings)) and until > now]
     for s in resting:
@@ -431,7 +426,7 @@ async def _locked_run(settings: Settings, enabled: list[Source], steps: Any, rep
     active = [s for s in enabled if s not in resting]
     report.counts["backoff"] = len(resting)
     try:
-        await _ingest(settings, active, steps, report, validators, say)
+        await _ingest(settings, active, steps, report, state, say)
         report.status = "completed"
     except BaseException as exc:
         report.status = "failed"
@@ -567,10 +562,10 @@ def finish_counts(report: IngestReport) -> None:
 
 
 async def _ingest(settings: Settings, sources: list[Source], steps: Any, report: IngestReport,
-                  validators: dict[str, dict[str, str]], say: Callable[[str], None]) -> None:
+                  state: dict[str, dict[str, Any]], say: Callable[[str], None]) -> None:
     source_policies = _fill_policies(host_policies(sources, []), settings)
     async with Fetcher(settings, source_policies) as fetcher:
-        discoveries = await steps.discover(fetcher, sources, validators)
+        discoveries = await steps.discover(fetcher, sources, state)
         by_name = {s.name: s for s in sources}
         candidates = [c for d in discoveries for c in d.candidates]
         fetcher.host_policies.update(_fill_policies(host_policies(sources, candidates), settings))

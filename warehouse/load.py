@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from warehouse.faults import fault_point
 
-__all__ = ["known_urls", "load_batch", "start_run", "finish_run", "save_source_state", "source_validators",
+__all__ = ["known_urls", "load_batch", "start_run", "finish_run", "save_source_state",
            "OUTCOME_SCHEMA", "PAGE_SCHEMA"]
 
 OUTCOME_SCHEMA: dict[str, Any] = {
@@ -165,11 +165,6 @@ def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, ended_at: datetime, 
          counts.get("fetched"), counts.get("loaded"), counts.get("duplicates"), counts.get("failed"),
          json.dumps(outcomes, sort_keys=True), error, run_id],
     )
-
-
-def source_validators(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, str]]:
-    rows = con.execute("SELECT source, url, etag, last_modified FROM source_state").fetchall()
-    return {r[0]: {"url": r[1], "etag": r[2], "last_modified": r[3]} for r in rows}
 
 
 def save_source_state(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> None:
