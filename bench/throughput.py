@@ -787,8 +787,11 @@ def run_loading(rep: Report, args: argparse.Namespace, tmp: Path) -> None:
     page_rows = [canon_page[url_of[a]] for a in ids]
     batches = []
     t_build = time.perf_counter()
-    for start in range(0, total, args.batch_size):
-        size = min(args.batch_size, total - start)
+    from flows.config import Settings
+
+    step = Settings().load_batch_size  # the pipeline writes this many settled URLs at a time
+    for start in range(0, total, step):
+        size = min(step, total - start)
         pick = [(start + j) % base_n for j in range(size)]
         new_ids = [f"{start + j:016x}" for j in range(size)]
         new_urls = [f"https://bench.example/{start + j}" for j in range(size)]
@@ -827,8 +830,8 @@ def run_loading(rep: Report, args: argparse.Namespace, tmp: Path) -> None:
     ratio = secs / extraction
     rep.values["load_ratio"] = ratio
     rep.sections.append(
-        f"### Loading {total:,} articles with fields (`load_batch`, batches of {args.batch_size}, warehouse "
-        f"opened per batch as `load_frames` does)\n\n"
+        f"### Loading {total:,} articles with fields (`load_batch`, writes of {step} as the pipeline groups them, "
+        f"warehouse opened per write as `load_frames` does)\n\n"
         + md_table(["articles", "load s", "rows", "warehouse MB", "extraction of as many pages s", "load / extraction"],
                    [[f"{total:,}", f"{secs:.1f}", ", ".join(f"{k} {v:,}" for k, v in counts.items()), f"{size_mb:.0f}",
                      f"{extraction:.0f}", f"{ratio:.3f}"]])
@@ -842,6 +845,7 @@ def run_loading(rep: Report, args: argparse.Namespace, tmp: Path) -> None:
 # -- ad-hoc SQL ------------------------------------------------------------------------------------------
 def synth_sql_warehouse(path: Path, n: int) -> dict[str, int]:
     from warehouse.connection import open_warehouse
+    from warehouse.load import rebuild_aggregates
 
     with open_warehouse(str(path)) as con:
         con.execute(f"""
@@ -858,12 +862,15 @@ def synth_sql_warehouse(path: Path, n: int) -> dict[str, int]:
         # about 3 quotes per article, speakers from a skewed pool of 20,000 names
         con.execute(f"""
             INSERT INTO quotes (article_id, quote, speaker, speaker_type, speaker_role, verb, paragraph, start_char,
-                end_char, transform_version)
+                end_char, transform_version, source, published_date)
             SELECT substr(md5((range // 3)::VARCHAR), 1, 16), 'quoted words ' || range,
                    'Speaker ' || ((hash(range) % 1000) * (hash(range * 31) % 20) // 1),
                    CASE WHEN range % 7 = 0 THEN 'organization' WHEN range % 11 = 0 THEN 'unknown' ELSE 'person' END,
-                   NULL, 'said', (range % 3)::INTEGER, 0, 40, '1'
+                   NULL, 'said', (range % 3)::INTEGER, 0, 40, '1',
+                   'source' || ((range // 3) % 200), (DATE '2022-01-01' + ((range // 3) * 90 // 86400)::INTEGER)
             FROM range({3 * n})""")
+        # the rows were inserted in bulk, not through load_batch: compute the aggregates it keeps
+        rebuild_aggregates(con)
         con.execute("CHECKPOINT")
         return {"articles": con.execute("SELECT count(*) FROM articles").fetchone()[0],  # type: ignore[index]
                 "quotes": con.execute("SELECT count(*) FROM quotes").fetchone()[0]}  # type: ignore[index]
@@ -883,6 +890,8 @@ def run_sql(rep: Report, args: argparse.Namespace, tmp: Path) -> None:
         "SELECT * FROM top_quoted_speakers": "SELECT * FROM top_quoted_speakers",
         "SELECT * FROM articles_per_source_day LIMIT 20": "SELECT * FROM articles_per_source_day LIMIT 20",
         "SELECT * FROM top_quoted_speakers LIMIT 20": "SELECT * FROM top_quoted_speakers LIMIT 20",
+        # not a floor: every (source, speaker) pair, for comparison
+        "SELECT * FROM quoted_speakers_by_source": "SELECT * FROM quoted_speakers_by_source",
     }
     con = duckdb.connect(str(path), read_only=True)
     con.execute("SET TimeZone = 'UTC'")

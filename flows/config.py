@@ -49,6 +49,8 @@ class Settings:
     sitemap_cross_host: bool = False  # follow sitemap entries (and child sitemaps) on other hosts
     # processing
     batch_size: int = 200
+    load_batch_size: int = 1000  # URLs settled per warehouse write (several fetch batches)
+    load_interval: float = 30.0  # seconds at most between writes while a run goes on
     workers: int = 0  # extraction processes; 0 = one per core
     min_text_chars: int = 200
     extraction_mode: str = "precision"  # precision | balanced | recall
@@ -109,12 +111,12 @@ def _coerce_all(settings: Settings) -> Settings:
         raise ConfigError("setting 'search_index' must be after_run or maintenance")
     if values["extraction_mode"] not in {"precision", "balanced", "recall"}:
         raise ConfigError("setting 'extraction_mode' must be precision, balanced or recall")
-    for name in ("concurrency", "host_concurrency", "batch_size", "max_bytes"):
+    for name in ("concurrency", "host_concurrency", "batch_size", "load_batch_size", "max_bytes"):
         if values[name] < 1:
             raise ConfigError(f"setting {name!r} must be at least 1")
     for name in ("max_retries", "max_redirects", "workers", "min_text_chars", "host_delay", "backoff_base",
                  "retry_after_cap", "busy_timeout", "connect_timeout", "read_timeout", "request_deadline",
-                 "load_wait", "run_lock_wait", "failure_backoff", "prune_raw_days"):
+                 "load_wait", "run_lock_wait", "failure_backoff", "prune_raw_days", "load_interval"):
         if values[name] < 0:
             raise ConfigError(f"setting {name!r} must not be negative")
     return Settings(**values)

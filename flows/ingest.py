@@ -7,12 +7,14 @@ never one task per URL.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import deployment, flow_run
+from prefect.utilities.annotations import quote
 
 from flows import pipeline
 from flows.config import Settings, load_settings
@@ -23,13 +25,28 @@ __all__ = ["ingest_flow", "PREFECT_STEPS"]
 _TASK_OPTIONS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
 
 
+def _quoted_sync(step: Any) -> Callable[..., Any]:
+    """Call a task with its arguments wrapped in ``quote``: Prefect then passes them through as they
+    are instead of walking every object of a batch (pages, extracted rows and their fields) to look
+    for futures, which cost about a quarter of the main process's time."""
+    def call(*args: Any) -> Any:
+        return step(*(quote(a) for a in args))
+    return call
+
+
+def _quoted_async(step: Any) -> Callable[..., Any]:
+    async def call(*args: Any) -> Any:
+        return await step(*(quote(a) for a in args))
+    return call
+
+
 @dataclasses.dataclass
 class PrefectSteps:
-    discover: Any = task(name="discover-sources", **_TASK_OPTIONS)(pipeline.discover_all)
-    fetch: Any = task(name="fetch-batch", **_TASK_OPTIONS)(pipeline.fetch_batch)
-    extract: Any = task(name="extract-batch", **_TASK_OPTIONS)(pipeline.extract_batch)
-    transform: Any = task(name="transform-batch", **_TASK_OPTIONS)(pipeline.transform_batch)
-    load: Any = task(name="load-batch", **_TASK_OPTIONS)(pipeline.load_frames)
+    discover: Any = _quoted_async(task(name="discover-sources", **_TASK_OPTIONS)(pipeline.discover_all))
+    fetch: Any = _quoted_async(task(name="fetch-batch", **_TASK_OPTIONS)(pipeline.fetch_batch))
+    extract: Any = _quoted_async(task(name="extract-batch", **_TASK_OPTIONS)(pipeline.extract_batch))
+    transform: Any = _quoted_sync(task(name="transform-batch", **_TASK_OPTIONS)(pipeline.transform_batch))
+    load: Any = _quoted_sync(task(name="load-batch", **_TASK_OPTIONS)(pipeline.load_frames))
 
 
 PREFECT_STEPS = PrefectSteps()

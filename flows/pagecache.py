@@ -1,5 +1,7 @@
 """Fetched pages kept on disk until their batch is loaded, so a crash between fetching and loading
-never costs a second fetch: the next run takes the page from here instead of the network.
+never costs a second fetch: the next run takes the page from here instead of the network. Final
+answers without a page (a 404, a PDF, a robots.txt refusal) are kept the same way; transient
+failures are not, since they are tried again anyway.
 
 One file per page under ``<warehouse>.pages/``, written atomically (temp file, then rename); a
 batch's files are removed once the batch is committed (or spooled).
@@ -14,7 +16,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from flows.fetch import FetchResult
+from flows.fetch import TRANSIENT_OUTCOMES, FetchResult
 
 __all__ = ["PageCache"]
 
@@ -29,16 +31,17 @@ class PageCache:
         return self.root / (hashlib.sha256(url.encode("utf-8")).hexdigest()[:32] + ".page")
 
     def put(self, result: FetchResult) -> None:
-        if not result.ok or result.body is None:
+        if (result.ok and result.body is None) or result.outcome in TRANSIENT_OUTCOMES:
             return
         self.root.mkdir(parents=True, exist_ok=True)
-        meta = {"url": result.url, "final_url": result.final_url, "status": result.status,
-                "headers": result.headers, "attempts": result.attempts, "fetched_at": result.fetched_at.isoformat()}
+        meta = {"url": result.url, "final_url": result.final_url, "status": result.status, "outcome": result.outcome,
+                "detail": result.detail, "headers": result.headers, "attempts": result.attempts,
+                "fetched_at": result.fetched_at.isoformat()}
         head = json.dumps(meta).encode("utf-8")
         target = self._path(result.url)
         tmp = target.with_suffix(f".tmp{os.getpid()}")
         with tmp.open("wb") as handle:
-            handle.write(len(head).to_bytes(4, "big") + head + result.body)  # raw: no CPU spent on the hot path
+            handle.write(len(head).to_bytes(4, "big") + head + (result.body or b""))  # raw: no CPU on the hot path
         tmp.replace(target)
 
     def get(self, url: str) -> FetchResult | None:
@@ -52,8 +55,10 @@ class PageCache:
             return None
         if meta.get("url") != url:
             return None
-        return FetchResult(url, meta["final_url"], "ok", meta["status"], attempts=0, headers=meta["headers"],
-                           body=body, fetched_at=datetime.fromisoformat(meta["fetched_at"]))
+        outcome = meta.get("outcome", "ok")
+        return FetchResult(url, meta["final_url"], outcome, meta["status"], detail=meta.get("detail", ""), attempts=0,
+                           headers=meta["headers"], body=body if outcome == "ok" else None,
+                           fetched_at=datetime.fromisoformat(meta["fetched_at"]))
 
     def drop(self, urls: list[str]) -> None:
         for url in urls:

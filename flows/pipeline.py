@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
 import logging
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -299,7 +301,7 @@ def load_frames(settings: Settings, frames: BatchFrames) -> None:
     fails with the reason."""
     urls = frames.outcomes["url"].to_list()
     try:
-        with open_warehouse(settings.warehouse, wait=settings.load_wait) as con:
+        with open_warehouse(settings.warehouse, wait=settings.load_wait, defer_checkpoint=True) as con:
             load_batch(con, frames.articles, frames.pages, frames.outcomes, frames.fields)
     except WarehouseBusy:
         where = spool_batch(settings.warehouse, frames.tables())
@@ -513,10 +515,14 @@ async def process_queue(settings: Settings, steps: Any, fetcher: PageSource, ext
                         window: int = 2) -> bool:
     """Fetch, extract, transform and load ``queue`` in batches.
 
-    Up to ``window`` batches are in flight: while one batch is transformed and loaded here, the next
-    is fetched and extracted in the worker pool, so the cores never wait for the loader. Batches
-    are loaded in order. Returns False when ``stop()`` asked to stop (batches already started are
-    finished and loaded first)."""
+    Up to ``window`` batches are in flight: while one batch is transformed here, the next is
+    fetched and extracted in the worker pool, so the cores never wait for the loader. Transformed
+    batches are loaded in order, several at a time: once ``settings.load_batch_size`` URLs are
+    waiting, once ``settings.load_interval`` seconds have passed since the last write, and at the
+    end (every write of the warehouse ends with a checkpoint whose cost barely depends on its size,
+    so fewer, larger writes are much cheaper). Their pages stay in the page cache until then.
+    Returns False when ``stop()`` asked to stop (batches already started are finished and loaded
+    first)."""
     batches = [queue[i : i + settings.batch_size] for i in range(0, len(queue), settings.batch_size)]
     if decided_rows and not batches:
         batches = [[]]
@@ -528,31 +534,77 @@ async def process_queue(settings: Settings, steps: Any, fetcher: PageSource, ext
     in_flight: collections.deque[asyncio.Future[tuple[list[Fetched], list[dict[str, Any]]]]] = collections.deque(
         asyncio.ensure_future(produce(b)) for b in batches[:window]
     )
+    waiting: list[tuple[int, BatchFrames]] = []
+    last_write = time.monotonic()
+
+    def write() -> None:
+        nonlocal last_write
+        if not waiting:
+            return
+        steps.load(settings, merge_frames([frames for _, frames in waiting]))
+        last_write = time.monotonic()
+        for index, frames in waiting:
+            report.counts.update(frames.counts)
+            batch_outcomes = Counter(frames.outcomes["outcome"].to_list())
+            report.outcomes.update(batch_outcomes)
+            if on_batch is not None:
+                on_batch(frames)
+            say(f"batch {index + 1}/{len(batches)}: {batch_outcomes.get('loaded', 0)} loaded, "
+                f"{sum(batch_outcomes.values())} URLs settled")
+        waiting.clear()
+
     started = len(in_flight)
     stopped = False
-    for index in range(len(batches)):
-        if not in_flight:
-            break
-        # popped, so a finished batch's pages are freed once it is loaded
-        fetched, extracted = await in_flight.popleft()
-        if started < len(batches) and not stopped:
-            if stop and stop():
-                stopped = True
-            else:
-                in_flight.append(asyncio.ensure_future(produce(batches[started])))
-                started += 1
-        frames = steps.transform(fetched, extracted, report.run_id, settings, seen_articles)
-        if index == 0 and decided_rows:
-            frames.outcomes = pl.concat([frames.outcomes, pl.DataFrame(decided_rows, schema=OUTCOME_SCHEMA)])
-        steps.load(settings, frames)
-        report.counts.update(frames.counts)
-        batch_outcomes = Counter(frames.outcomes["outcome"].to_list())
-        report.outcomes.update(batch_outcomes)
-        if on_batch is not None:
-            on_batch(frames)
-        say(f"batch {index + 1}/{len(batches)}: {batch_outcomes.get('loaded', 0)} loaded, "
-            f"{sum(batch_outcomes.values())} URLs settled")
+    try:
+        for index in range(len(batches)):
+            if not in_flight:
+                break
+            # popped, so a finished batch's pages are freed once it is loaded
+            fetched, extracted = await in_flight.popleft()
+            if started < len(batches) and not stopped:
+                if stop and stop():
+                    stopped = True
+                else:
+                    in_flight.append(asyncio.ensure_future(produce(batches[started])))
+                    started += 1
+            frames = steps.transform(fetched, extracted, report.run_id, settings, seen_articles)
+            del fetched, extracted
+            if index == 0 and decided_rows:
+                frames.outcomes = pl.concat([frames.outcomes, pl.DataFrame(decided_rows, schema=OUTCOME_SCHEMA)])
+            waiting.append((index, frames))
+            if (sum(f.outcomes.height for _, f in waiting) >= settings.load_batch_size
+                    or time.monotonic() - last_write >= settings.load_interval):
+                write()
+    except BaseException:
+        # a later batch failed: what is already transformed is still written (unless the write
+        # itself is what failed), then the failure goes on
+        for future in in_flight:
+            future.cancel()
+        if waiting:
+            with contextlib.suppress(Exception):
+                write()
+        raise
+    write()
     return not stopped or started == len(batches)
+
+
+def merge_frames(parts: list[BatchFrames]) -> BatchFrames:
+    """Several transformed batches as one (for one warehouse write)."""
+    if len(parts) == 1:
+        return parts[0]
+
+    def stack(frames: list[pl.DataFrame]) -> pl.DataFrame:
+        frames = [f for f in frames if f.width]
+        return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+
+    counts: Counter[str] = Counter()
+    for part in parts:
+        counts.update(part.counts)
+    names = sorted({name for part in parts for name in part.fields})
+    return BatchFrames(
+        articles=stack([p.articles for p in parts]), pages=stack([p.pages for p in parts]),
+        outcomes=stack([p.outcomes for p in parts]), counts=counts,
+        fields={name: stack([p.fields[name] for p in parts if name in p.fields]) for name in names})
 
 
 def finish_counts(report: IngestReport) -> None:

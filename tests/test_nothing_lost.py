@@ -77,7 +77,8 @@ def html_requests(handler) -> Counter[str]:
     return Counter(p for p in handler.requests if p.endswith(".html"))
 
 
-def kill_then_resume(site, tmp_path: Path, fault: str, prefect_harness, in_flight: int = 0) -> None:
+def kill_then_resume(site, tmp_path: Path, fault: str, prefect_harness, in_flight: int = 0,
+                     **env: str) -> None:
     """Kill a run at ``fault``, run again, compare with an uninterrupted run. ``in_flight``: requests
     that may be under way when the process dies (one at a time here); only those may be repeated."""
     server, handler = site
@@ -86,7 +87,8 @@ def kill_then_resume(site, tmp_path: Path, fault: str, prefect_harness, in_fligh
     sources = write_demo_sources(server.base, tmp_path)
     wh = str(tmp_path / "w.duckdb")
     # one request at a time, so no page is half-received when the process dies
-    code, _, err = ingest_cli(tmp_path, sources, wh, server.host, NEWSDESK_FAULT=fault, NEWSDESK_CONCURRENCY="1")
+    code, _, err = ingest_cli(tmp_path, sources, wh, server.host, NEWSDESK_FAULT=fault, NEWSDESK_CONCURRENCY="1",
+                               **env)
     assert code == -signal.SIGKILL, (code, err[-2000:])
     killed_fetches = html_requests(handler)
     assert killed_fetches, "the killed run fetched pages before it died"
@@ -111,8 +113,9 @@ def test_sigkill_after_fetching_before_loading(site, tmp_path, prefect_harness):
 
 
 def test_sigkill_inside_a_load_transaction(site, tmp_path, prefect_harness):
-    # the next batch is being fetched while this one loads: one request may be under way
-    kill_then_resume(site, tmp_path, "mid_load:2", prefect_harness, in_flight=1)
+    # one write per fetch batch, so the first write is committed when the second one dies; the
+    # next batch is being fetched while this one loads: one request may be under way
+    kill_then_resume(site, tmp_path, "mid_load:2", prefect_harness, in_flight=1, NEWSDESK_LOAD_BATCH_SIZE="5")
 
 
 def make_wal(path: str) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from warehouse.faults import fault_point
 
-__all__ = ["known_urls", "load_batch", "start_run", "finish_run", "save_source_state",
+__all__ = ["known_urls", "load_batch", "rebuild_aggregates", "start_run", "finish_run", "save_source_state",
            "OUTCOME_SCHEMA", "PAGE_SCHEMA"]
 
 OUTCOME_SCHEMA: dict[str, Any] = {
@@ -86,56 +86,165 @@ def known_urls(con: duckdb.DuckDBPyConnection, urls: list[str], canonicals: list
 
 FIELD_TABLES = ("quotes", "entities", "amounts", "datelines")
 
+# The merged url_outcomes rows of a batch: attempts add up, the first-seen time stays, and what the
+# batch does not know (feed details, the article) is kept from the earlier row.
+_OUTCOME_MERGE = """
+    SELECT b.url, b.canonical_url, b.source, b.outcome, b.detail, b.http_status,
+           coalesce(o.attempts, 0) + coalesce(b.attempts, 0) AS attempts,
+           coalesce(b.article_id, o.article_id) AS article_id,
+           coalesce(o.first_seen_at, b.updated_at) AS first_seen_at,
+           b.updated_at, b.run_id,
+           coalesce(b.feed_title, o.feed_title) AS feed_title,
+           coalesce(b.feed_published, o.feed_published) AS feed_published,
+           coalesce(b.feed_date_source, o.feed_date_source) AS feed_date_source,
+           coalesce(b.guid, o.guid) AS guid
+    FROM batch_outcomes b LEFT JOIN url_outcomes o ON o.url = b.url
+"""
+
+# Quotes that count towards the speaker aggregates (descriptions and unattributed quotes do not).
+_NAMED = "q.speaker IS NOT NULL AND q.speaker_type IN ('person', 'organization') AND q.source IS NOT NULL"
+
 
 def load_batch(con: duckdb.DuckDBPyConnection, articles: pl.DataFrame, pages: pl.DataFrame,
                outcomes: pl.DataFrame, fields: dict[str, pl.DataFrame] | None = None) -> None:
-    """Merge one batch in a single transaction: pages and articles replace rows with the same key;
-    an article's structured fields replace its earlier ones; URL outcomes keep their first-seen
-    time and add up attempts."""
+    """Merge one batch in a single transaction.
+
+    Pages (by canonical URL) and articles (by id) replace the rows with the same key; an article's
+    structured fields replace its earlier ones; URL outcomes keep their first-seen time and add up
+    attempts. The aggregate tables (``agg_*``) are brought up to date in the same transaction.
+
+    The tables carry no key constraints (DuckDB rewrites a table's whole index at every
+    checkpoint, which made each load slower as the warehouse grew), so the merge happens here:
+    the rows being replaced are deleted, then the batch is inserted. A key that appears twice in
+    one batch keeps its last row.
+    """
+    names: list[str] = []
+
+    def register(name: str, data: pl.DataFrame | pa.Table) -> None:
+        con.register(name, data.to_arrow() if isinstance(data, pl.DataFrame) else data)
+        names.append(name)
+
     con.execute("BEGIN TRANSACTION")
     try:
-        if articles.height and fields is not None:
-            con.register("batch_ids", articles.select("article_id").to_arrow())
-            for table in FIELD_TABLES:
-                con.execute(f"DELETE FROM {table} WHERE article_id IN (SELECT article_id FROM batch_ids)")
-                frame = fields.get(table)
-                if frame is not None and frame.height:
-                    con.register("batch_fields", frame.to_arrow())
-                    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM batch_fields")
-                    con.unregister("batch_fields")
-            con.unregister("batch_ids")
-        if pages.height:
-            con.register("batch_pages", pages.to_arrow())
-            con.execute("INSERT OR REPLACE INTO pages BY NAME SELECT * FROM batch_pages")
-            con.unregister("batch_pages")
         if articles.height:
-            con.register("batch_articles", articles.to_arrow())
-            con.execute("INSERT OR REPLACE INTO articles BY NAME SELECT * FROM batch_articles")
-            con.unregister("batch_articles")
+            register("batch_articles", articles.unique("article_id", keep="last", maintain_order=True))
+            _merge_articles(con, fields, register)
+        if pages.height:
+            register("batch_pages", pages.unique("canonical_url", keep="last", maintain_order=True))
+            con.execute("DELETE FROM pages WHERE canonical_url IN (SELECT canonical_url FROM batch_pages)")
+            con.execute("INSERT INTO pages BY NAME SELECT * FROM batch_pages")
         fault_point("mid_load")
         if outcomes.height:
-            con.register("batch_outcomes", outcomes.to_arrow())
-            con.execute(
-                """
-                INSERT INTO url_outcomes BY NAME
-                SELECT *, updated_at AS first_seen_at FROM batch_outcomes
-                ON CONFLICT (url) DO UPDATE SET
-                    canonical_url = excluded.canonical_url,
-                    source = excluded.source,
-                    outcome = excluded.outcome,
-                    detail = excluded.detail,
-                    http_status = excluded.http_status,
-                    attempts = url_outcomes.attempts + excluded.attempts,
-                    article_id = coalesce(excluded.article_id, url_outcomes.article_id),
-                    updated_at = excluded.updated_at,
-                    run_id = excluded.run_id,
-                    feed_title = coalesce(excluded.feed_title, url_outcomes.feed_title),
-                    feed_published = coalesce(excluded.feed_published, url_outcomes.feed_published),
-                    feed_date_source = coalesce(excluded.feed_date_source, url_outcomes.feed_date_source),
-                    guid = coalesce(excluded.guid, url_outcomes.guid)
-                """
-            )
-            con.unregister("batch_outcomes")
+            register("batch_outcomes", outcomes.unique("url", keep="last", maintain_order=True))
+            register("merged_outcomes", con.execute(_OUTCOME_MERGE).to_arrow_table())
+            con.execute("DELETE FROM url_outcomes WHERE url IN (SELECT url FROM batch_outcomes)")
+            con.execute("INSERT INTO url_outcomes BY NAME SELECT * FROM merged_outcomes")
+        con.execute("COMMIT")
+    except Exception:
+        _rollback(con)
+        raise
+    finally:
+        for name in names:
+            with contextlib.suppress(duckdb.Error):
+                con.unregister(name)
+
+
+def _merge_articles(con: duckdb.DuckDBPyConnection, fields: dict[str, pl.DataFrame] | None,
+                    register: Callable[[str, pl.DataFrame | pa.Table], None]) -> None:
+    """Replace the batch's articles (and, when given, their fields), then update the aggregates."""
+    ids = "(SELECT article_id FROM batch_articles)"
+    # What the replaced rows contributed to the aggregates, read before they go.
+    register("old_days", con.execute(
+        f"SELECT source, published_date AS day, -count(*) AS articles, -sum(word_count) AS words "
+        f"FROM articles WHERE article_id IN {ids} GROUP BY ALL").to_arrow_table())
+    register("old_speakers", con.execute(
+        f"SELECT DISTINCT q.source, q.speaker FROM quotes q WHERE q.article_id IN {ids} AND {_NAMED}"
+    ).to_arrow_table())
+    con.execute(f"DELETE FROM articles WHERE article_id IN {ids}")
+    con.execute("INSERT INTO articles BY NAME SELECT * FROM batch_articles")
+    if fields is not None:
+        for table in FIELD_TABLES:
+            con.execute(f"DELETE FROM {table} WHERE article_id IN {ids}")
+            frame = fields.get(table)
+            if frame is None or not frame.height:
+                continue
+            register(f"batch_{table}", frame)
+            if table == "quotes":  # quotes carry their article's source and day
+                con.execute("INSERT INTO quotes BY NAME SELECT q.*, a.source, a.published_date "
+                            "FROM batch_quotes q JOIN batch_articles a USING (article_id)")
+            else:
+                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM batch_{table}")
+    else:  # the quotes stay, and follow their article's source and day
+        con.execute("UPDATE quotes SET source = a.source, published_date = a.published_date "
+                    "FROM batch_articles a WHERE quotes.article_id = a.article_id")
+    _update_source_day(con)
+    _update_speakers(con, ids)
+
+
+def _update_source_day(con: duckdb.DuckDBPyConnection) -> None:
+    """agg_source_day += the batch's rows - the rows they replaced, for the keys the batch touches."""
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _day_delta AS
+        SELECT source, day, sum(articles) AS articles, sum(words) AS words FROM (
+            SELECT source, day, articles, words FROM old_days
+            UNION ALL
+            SELECT source, published_date, count(*), sum(word_count) FROM batch_articles GROUP BY ALL
+        ) GROUP BY ALL""")
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _day_merged AS
+        SELECT d.source, d.day, d.articles + coalesce(g.articles, 0) AS articles,
+               coalesce(d.words, 0) + coalesce(g.words, 0) AS words
+        FROM _day_delta d LEFT JOIN agg_source_day g ON g.source = d.source AND g.day IS NOT DISTINCT FROM d.day""")
+    con.execute("DELETE FROM agg_source_day g USING _day_delta d "
+                "WHERE g.source = d.source AND g.day IS NOT DISTINCT FROM d.day")
+    con.execute("INSERT INTO agg_source_day SELECT source, day, articles, words FROM _day_merged WHERE articles > 0")
+    con.execute("DROP TABLE _day_delta")
+    con.execute("DROP TABLE _day_merged")
+
+
+def _update_speakers(con: duckdb.DuckDBPyConnection, ids: str) -> None:
+    """Recount the (source, speaker) pairs the batch touched, before or after, then those speakers."""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _speaker_keys AS
+        SELECT source, speaker FROM old_speakers
+        UNION
+        SELECT q.source, q.speaker FROM quotes q WHERE q.article_id IN {ids} AND {_NAMED}""")
+    con.execute("DELETE FROM agg_speaker_source g USING _speaker_keys k "
+                "WHERE g.source = k.source AND g.speaker = k.speaker")
+    con.execute(f"""
+        INSERT INTO agg_speaker_source
+        SELECT q.source, q.speaker, any_value(q.speaker_type), count(*), count(DISTINCT q.article_id),
+               min(q.published_date), max(q.published_date)
+        FROM quotes q SEMI JOIN _speaker_keys k ON q.source = k.source AND q.speaker = k.speaker
+        WHERE {_NAMED}
+        GROUP BY q.source, q.speaker""")
+    con.execute("DELETE FROM agg_speaker WHERE speaker IN (SELECT speaker FROM _speaker_keys)")
+    con.execute("""
+        INSERT INTO agg_speaker
+        SELECT speaker, any_value(speaker_type), sum(quotes), sum(articles), count(*), min(first_day), max(last_day)
+        FROM agg_speaker_source WHERE speaker IN (SELECT speaker FROM _speaker_keys)
+        GROUP BY speaker""")
+    con.execute("DROP TABLE _speaker_keys")
+
+
+def rebuild_aggregates(con: duckdb.DuckDBPyConnection) -> None:
+    """Recompute every aggregate table from the rows (after a bulk load that bypassed
+    ``load_batch``, or to check that the incremental upkeep is right)."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for table in ("agg_source_day", "agg_speaker_source", "agg_speaker"):
+            con.execute(f"DELETE FROM {table}")
+        con.execute("INSERT INTO agg_source_day "
+                    "SELECT source, published_date, count(*), sum(word_count) FROM articles GROUP BY ALL")
+        con.execute(f"""
+            INSERT INTO agg_speaker_source
+            SELECT q.source, q.speaker, any_value(q.speaker_type), count(*), count(DISTINCT q.article_id),
+                   min(q.published_date), max(q.published_date)
+            FROM quotes q WHERE {_NAMED} GROUP BY q.source, q.speaker""")
+        con.execute("""
+            INSERT INTO agg_speaker
+            SELECT speaker, any_value(speaker_type), sum(quotes), sum(articles), count(*), min(first_day), max(last_day)
+            FROM agg_speaker_source GROUP BY speaker""")
         con.execute("COMMIT")
     except Exception:
         _rollback(con)
