@@ -65,6 +65,13 @@ def make_records(count: int) -> list[tuple[str, bytes, datetime]]:
     return out
 
 
+def _load_average() -> str:
+    try:
+        return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1000)
@@ -77,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     from flows.config import load_settings
 
     records = make_records(args.records)
+    load_before = _load_average()
     with tempfile.TemporaryDirectory() as tmp:
         warc = build_warc(Path(tmp) / "bench.warc.gz", records)
         limit = trafilatura_alone(records, args.workers)
@@ -100,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         f"| newsdesk backfill --from warc (read, extract, fields, transform, load) | {rate:.1f} | {ratio:.2f} |",
         "",
         f"{report.counts.get('loaded', 0)} articles loaded, {settled} records settled in {seconds:.1f}s. "
-        f"Machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}.",
+        f"Machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}. "
+        f"Load average (1, 5, 15 min) before: {load_before}, after: {_load_average()} "
+        "(other processes on the machine slow both measures, not always equally).",
     ]
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"backfill-{args.records}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")

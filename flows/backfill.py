@@ -11,14 +11,18 @@ with ``published_at_source``), which may differ from the date used to plan its p
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import io
 import json
 import logging
+import os
+import tempfile
 import threading
 import uuid
 import zlib
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -35,7 +39,9 @@ from flows.fetch import TRANSIENT_OUTCOMES, Fetcher, FetchResult
 from flows.pipeline import (
     PLAIN_STEPS,
     BatchFrames,
+    Fetched,
     IngestReport,
+    extract_batch,
     finish_counts,
     plan_candidates,
     process_queue,
@@ -107,14 +113,61 @@ class PartitionPlan:
 
 
 class StoredPages:
-    """Stands in for the fetcher when pages are already at hand (WARC records, stored raw pages)."""
+    """Stands in for the fetcher when pages are already at hand (WARC records, stored raw pages).
+
+    Pending pages are read here, a batch at a time. ``raw_forms`` keeps, per URL read, the raw form
+    that will be stored for it when it exists already compressed (the WARC record's gzip member), or
+    None when nothing is to be stored (a page from storage); the extraction workers then spend no
+    time compressing the body (see ``extract_stored``)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.results: dict[str, FetchResult] = {}
+        self.results: dict[str, FetchResult | PendingPage] = {}
+        self.raw_forms: dict[str, bytes | None] = {}
+        self.files = _Files()
 
     async def fetch_many(self, urls: list[str], headers: Any = None) -> list[FetchResult]:
-        return [self.results.pop(u) for u in urls]
+        out = []
+        for url in urls:
+            page = self.results.pop(url)
+            if isinstance(page, PendingPage):
+                page, raw = page.read(self.files)
+                if raw is not None or page.headers.get("x-newsdesk-origin") == "raw":
+                    self.raw_forms[url] = raw
+            out.append(page)
+        return out
+
+    def clear(self) -> None:
+        self.results.clear()
+        self.raw_forms.clear()
+
+    def close(self) -> None:
+        self.clear()
+        self.files.close()
+
+
+def extract_stored(stored: StoredPages) -> Callable[[Extractor, list[Fetched]], Awaitable[list[dict[str, Any]]]]:
+    """The extract step for pages at hand: ``extract_batch``'s items, but a page whose raw form is
+    already compressed (or not to be stored again) is not compressed by the worker; its stored form
+    is attached to the row here."""
+
+    async def extract_stored_batch(extractor: Extractor, fetched: list[Fetched]) -> list[dict[str, Any]]:
+        items = []
+        for f in fetched:
+            if not f.result.ok:
+                continue
+            url = f.planned.candidate.url
+            items.append({"url": url, "final_url": f.result.final_url, "body": f.result.body,
+                          "content_type": f.result.headers.get("content-type", ""),
+                          "has_source_date": f.planned.candidate.published is not None,
+                          "keep_body": url not in stored.raw_forms})
+        rows = await extractor.extract(items)
+        for row in rows:
+            if row.get("body_gz") is None:
+                row["body_gz"] = stored.raw_forms.pop(row["url"], None)
+        return rows
+
+    return extract_stored_batch
 
 
 def _day_of(value: datetime | None) -> str:
@@ -215,17 +268,158 @@ def _check_address(location: str, settings: Settings) -> None:
             raise BackfillError(f"WARC {location}: {host} is a {reason} address; allow it with --allow-host")
 
 
-Item = tuple[Candidate, FetchResult | None, datetime | None]  # candidate, page at hand, planning date
+class PendingPage:
+    """A page at hand but not read yet: the first pass keeps only where it is, and ``read`` loads it
+    when its batch is extracted, so a backfill holds the bodies of the batches in flight only.
+
+    ``read`` returns the page and its raw form to store in ``pages.body_gz`` when that form already
+    exists compressed (a WARC record's own gzip member), else None."""
+
+    url: str
+
+    def read(self, files: _Files) -> tuple[FetchResult, bytes | None]:
+        raise NotImplementedError
+
+
+Item = tuple[Candidate, FetchResult | PendingPage | None, datetime | None]  # candidate, page at hand, planning date
+
+RAW_FORM_HEADER = "x-newsdesk-raw-form"  # in pages.headers: what pages.body_gz holds when not zlib of the body
+WARC_GZIP_FORM = "warc-record-gzip"  # the page's whole WARC record, one gzip member as found in the archive
+
+
+class _Files:
+    """Read-only descriptors of the archives (and spool files) that pending pages point into."""
+
+    def __init__(self) -> None:
+        self._fds: dict[str, int] = {}
+        self.spools: list[str] = []
+
+    def pread(self, path: str, length: int, offset: int) -> bytes:
+        fd = self._fds.get(path)
+        if fd is None:
+            fd = self._fds[path] = os.open(path, os.O_RDONLY)
+        data = os.pread(fd, length, offset)
+        if len(data) != length:
+            raise OSError(f"{path}: short read at {offset}")
+        return data
+
+    def spool(self) -> tuple[str, BinaryIO]:
+        """A temporary file for the gzip members of a WARC read over HTTP (read again in the second pass)."""
+        handle, path = tempfile.mkstemp(prefix="newsdesk-warc-", suffix=".spool")
+        self.spools.append(path)
+        return path, os.fdopen(handle, "wb")
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._fds.clear()
+        for path in self.spools:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        self.spools.clear()
+
+
+class WarcPage(PendingPage):
+    """A WARC response record found by the first pass: record ``index`` of the gzip member at ``offset``
+    (``length`` bytes) of ``path`` (the archive, or the spool of an archive read over HTTP)."""
+
+    __slots__ = ("url", "path", "offset", "length", "index", "crawled")
+
+    def __init__(self, url: str, path: str, offset: int, length: int, index: int, crawled: datetime | None) -> None:
+        self.url, self.path, self.offset, self.length, self.index, self.crawled = url, path, offset, length, index, crawled
+
+    def read(self, files: _Files) -> tuple[FetchResult, bytes | None]:
+        try:
+            member = files.pread(self.path, self.length, self.offset)
+            record, alone = _member_record(member, self.index)
+            if record is None:
+                raise ValueError("record not found")
+            _url, status, ctype, crawled, body = record
+        except (OSError, ValueError, EOFError, zlib.error) as exc:
+            return FetchResult(self.url, self.url, "decode_error", None,
+                               detail=f"WARC record unreadable on the second read: {exc}"[:300],
+                               fetched_at=self.crawled or datetime.now(UTC)), None
+        headers = {"content-type": ctype, "x-newsdesk-origin": "warc"}
+        if alone:
+            headers[RAW_FORM_HEADER] = WARC_GZIP_FORM
+        result = FetchResult(self.url, self.url, "ok", status, headers=headers, body=body, attempts=0,
+                             fetched_at=crawled or self.crawled or datetime.now(UTC))
+        return result, member if alone else None
+
+
+class StoredBody(PendingPage):
+    """A page stored in the warehouse, still compressed: decompressed when its batch is extracted."""
+
+    __slots__ = ("url", "final_url", "headers", "body_gz", "fetched_at")
+
+    def __init__(self, url: str, final_url: str, headers: dict[str, str], body_gz: bytes,
+                 fetched_at: datetime) -> None:
+        self.url, self.final_url, self.headers, self.body_gz, self.fetched_at = url, final_url, headers, body_gz, fetched_at
+
+    def read(self, files: _Files) -> tuple[FetchResult, bytes | None]:
+        try:
+            body = stored_body(self.body_gz)
+        except (ValueError, EOFError, zlib.error) as exc:
+            return FetchResult(self.url, self.final_url, "decode_error", None, detail=f"stored page unreadable: {exc}",
+                               fetched_at=self.fetched_at), None
+        return FetchResult(self.url, self.final_url, "ok", 200, headers=self.headers, body=body, attempts=0,
+                           fetched_at=self.fetched_at), None
+
+
+def stored_body(body_gz: bytes) -> bytes:
+    """The page body from ``pages.body_gz``: zlib of the body, or (WARC backfills) the page's whole WARC
+    record as the archive's gzip member (``x-newsdesk-raw-form: warc-record-gzip`` in ``pages.headers``;
+    a zlib stream never starts with the gzip magic, so the bytes tell the two apart)."""
+    if body_gz[:3] != _GZIP_MAGIC:
+        return zlib.decompress(body_gz)
+    record, _alone = _member_record(body_gz, 0)
+    if record is None:
+        raise ValueError("no WARC record in the stored page")
+    return record[4]
 
 
 _GZIP_MAGIC = b"\x1f\x8b\x08"
 _READ = 1 << 20
 
+Record = tuple[str, int, str, "datetime | None", bytes]  # url, HTTP status, content type, crawl time, body
 
-def _gzip_members(stream: BinaryIO, problems: Counter[str]) -> Iterator[bytes]:
-    """Decompressed gzip members of a record-at-a-time gzipped WARC, each bounded in size. A corrupt
-    member is counted and skipped by resynchronising on the next gzip header."""
+
+def _record_fields(record: Any) -> Record | None:
+    """A WARC response's fields and body (at most WARC_MAX_RECORD + 1 bytes), or None for other records."""
+    if record.rec_type != "response" or record.http_headers is None:
+        return None
+    url = record.rec_headers.get_header("WARC-Target-URI") or ""
+    status = int(record.http_headers.get_statuscode() or 0)
+    ctype = record.http_headers.get_header("Content-Type") or ""
+    crawled = _parse_warc_date(record.rec_headers.get_header("WARC-Date") or "")
+    body = record.content_stream().read(WARC_MAX_RECORD + 1)
+    return url, status, ctype, crawled, body
+
+
+def _member_record(member: bytes, index: int) -> tuple[Record | None, bool]:
+    """Record ``index`` of one gzip member, and whether it is the member's only record."""
+    from warcio.archiveiterator import ArchiveIterator
+
+    decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    data = decoder.decompress(member, WARC_MAX_RECORD + 65536)
+    if decoder.unconsumed_tail:
+        raise ValueError("record over the size cap")
+    found: Record | None = None
+    count = 0
+    for i, record in enumerate(ArchiveIterator(io.BytesIO(data), check_digests=False)):
+        count += 1
+        if i == index:
+            found = _record_fields(record)
+    return found, count == 1
+
+
+def _gzip_members(stream: BinaryIO, problems: Counter[str], keep: bool = False) -> Iterator[tuple[int, int, bytes, bytes]]:
+    """Gzip members of a record-at-a-time gzipped WARC: (offset, compressed length, decompressed bytes,
+    the compressed bytes when ``keep`` else b""), each bounded in size. A corrupt member is counted and
+    skipped by resynchronising on the next gzip header."""
     buf = b""
+    base = 0  # offset of buf[0] in the stream
     eof = False
     resyncing = False  # after a corrupt member, the bytes up to the next header belong to it
 
@@ -247,16 +441,18 @@ def _gzip_members(stream: BinaryIO, problems: Counter[str]) -> Iterator[bytes]:
         if not buf.startswith(_GZIP_MAGIC):
             at = buf.find(_GZIP_MAGIC, 1)
             if at < 0:
-                buf = buf[-2:] if not eof else b""
                 if eof:
                     if not resyncing:
                         problems["corrupt_record"] += 1
                     return
+                base += max(0, len(buf) - 2)
+                buf = buf[-2:]
                 fill()
                 continue
             if not resyncing:
                 problems["corrupt_record"] += 1
             resyncing = False
+            base += at
             buf = buf[at:]
             continue
         decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
@@ -279,57 +475,69 @@ def _gzip_members(stream: BinaryIO, problems: Counter[str]) -> Iterator[bytes]:
         except zlib.error as exc:
             problems["corrupt_record"] += 1
             log.warning("WARC: skipping a corrupt gzip member (%s)", exc)
+            base += 1
             buf = buf[1:]
             resyncing = True
             continue
         resyncing = False
-        buf = buf[pos - len(decoder.unused_data) :]
-        yield b"".join(parts)
+        end = pos - len(decoder.unused_data)
+        yield base, end, b"".join(parts), buf[:end] if keep else b""
+        base += end
+        buf = buf[end:]
 
 
-def _warc_records(stream: BinaryIO, problems: Counter[str]) -> Iterator[Any]:
+def _warc_records(stream: BinaryIO, problems: Counter[str], keep: bool) -> Iterator[tuple[Any, Any]]:
+    """WARC records with, for a record-at-a-time gzipped WARC, where each one is:
+    (offset, compressed length, index in its member, the member's bytes when ``keep``); None otherwise."""
     from warcio.archiveiterator import ArchiveIterator
     from warcio.exceptions import ArchiveLoadFailed
 
     head = stream.peek(3)[:3] if hasattr(stream, "peek") else b""
     if head == _GZIP_MAGIC:
-        for member in _gzip_members(stream, problems):
+        for offset, length, member, raw in _gzip_members(stream, problems, keep):
             try:
-                yield from ArchiveIterator(io.BytesIO(member), check_digests=False)
+                for index, record in enumerate(ArchiveIterator(io.BytesIO(member), check_digests=False)):
+                    yield record, (offset, length, index, raw)
             except (ArchiveLoadFailed, ValueError, EOFError) as exc:
                 problems["corrupt_record"] += 1
                 log.warning("WARC: skipping an unreadable record (%s)", exc)
         return
     try:
-        yield from ArchiveIterator(stream, check_digests=False)
+        for record in ArchiveIterator(stream, check_digests=False):
+            yield record, None
     except (ArchiveLoadFailed, ValueError, zlib.error, EOFError) as exc:
         problems["corrupt_record"] += 1
         log.warning("WARC: unreadable record in an uncompressed file (%s); the rest of it is skipped", exc)
 
 
 def read_warc_records(location: str, settings: Settings, source: str, hosts: list[str],
-                      problems: Counter[str]) -> Iterator[Item]:
+                      problems: Counter[str], files: _Files | None = None) -> Iterator[Item]:
     """Stream HTML responses from a WARC file or URL (gzip per record, or uncompressed). Records
-    that cannot be read are counted in ``problems`` and skipped; the rest are used."""
+    that cannot be read are counted in ``problems`` and skipped; the rest are used.
+
+    With ``files`` (the first of two passes), records of a gzipped WARC come as ``WarcPage``s: where
+    the record is, not its body (an archive read over HTTP is spooled to a temporary file for the
+    second pass); records of an uncompressed WARC, and all records without ``files``, come with
+    their body."""
     from warcio.exceptions import ArchiveLoadFailed
 
     raw, close = _open_warc(location, settings)
     stream = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw, _READ)  # type: ignore[type-var]
+    remote = location.startswith(("http://", "https://"))
+    spool_path, spool = files.spool() if files is not None and remote else (None, None)
+    spooled, spooled_from = 0, -1  # bytes in the spool; archive offset of the member last spooled
     wanted_hosts = {h.lower() for h in hosts}
     try:
-        for record in _warc_records(stream, problems):
+        for record, where in _warc_records(stream, problems, keep=spool is not None):
             try:
-                if record.rec_type != "response" or record.http_headers is None:
+                fields = _record_fields(record)
+                if fields is None:
                     continue
-                url = record.rec_headers.get_header("WARC-Target-URI") or ""
+                url, status, ctype, crawled, body = fields
                 if not url.startswith(("http://", "https://")):
                     continue
                 if wanted_hosts and (urlsplit(url).hostname or "").lower() not in wanted_hosts:
                     continue
-                status = int(record.http_headers.get_statuscode() or 0)
-                ctype = record.http_headers.get_header("Content-Type") or ""
-                crawled = _parse_warc_date(record.rec_headers.get_header("WARC-Date") or "")
-                body = record.content_stream().read(WARC_MAX_RECORD + 1)
             except (ArchiveLoadFailed, ValueError, zlib.error, EOFError) as exc:
                 problems["corrupt_record"] += 1
                 log.warning("WARC %s: skipping a corrupt record (%s)", location, exc)
@@ -343,10 +551,22 @@ def read_warc_records(location: str, settings: Settings, source: str, hosts: lis
             in_url = url_date(url)
             hint = datetime.fromisoformat(in_url).replace(tzinfo=UTC) if in_url else crawled
             candidate = Candidate(source=source, url=url, guid=record.rec_headers.get_header("WARC-Record-ID"))
-            result = FetchResult(url, url, "ok", 200, headers={"content-type": ctype, "x-newsdesk-origin": "warc"},
-                                 body=body, attempts=0, fetched_at=crawled or datetime.now(UTC))
-            yield candidate, result, hint
+            page: FetchResult | PendingPage
+            if files is not None and where is not None:
+                offset, length, index, member = where
+                if spool is not None:
+                    if offset != spooled_from:  # once per member: its later records share the copy
+                        spool.write(member)
+                        spooled, spooled_from = spooled + length, offset
+                    offset = spooled - length
+                page = WarcPage(url, spool_path or str(Path(location).resolve()), offset, length, index, crawled)
+            else:
+                page = FetchResult(url, url, "ok", 200, headers={"content-type": ctype, "x-newsdesk-origin": "warc"},
+                                   body=body, attempts=0, fetched_at=crawled or datetime.now(UTC))
+            yield candidate, page, hint
     finally:
+        if spool is not None:
+            spool.close()
         close()
 
 
@@ -361,7 +581,8 @@ def _parse_warc_date(value: str) -> datetime | None:
 
 
 def read_raw_pages(settings: Settings, request: BackfillRequest) -> Iterator[Item]:
-    """Stored pages, with the article's stored publication date as the planning hint."""
+    """Stored pages (kept compressed until their batch), with the article's stored publication date
+    as the planning hint."""
     where = ["p.body_gz IS NOT NULL"]
     params: list[Any] = []
     if request.sources:
@@ -381,13 +602,10 @@ def read_raw_pages(settings: Settings, request: BackfillRequest) -> Iterator[Ite
     for url, final_url, source, headers, body_gz, fetched_at, pub_day, f_title, f_pub, f_src, guid in rows:
         headers_dict = json.loads(headers) if headers else {}
         headers_dict["x-newsdesk-origin"] = "raw"
-        body = zlib.decompress(body_gz)
+        headers_dict.pop(RAW_FORM_HEADER, None)  # describes the stored bytes, not the page
         candidate = Candidate(source, url, f_title, f_pub, f_src, guid)
         hint = datetime(pub_day.year, pub_day.month, pub_day.day, tzinfo=UTC) if pub_day else None
-        result = FetchResult(url, final_url or url, "ok", 200, headers=headers_dict, body=body, attempts=0,
-                             fetched_at=fetched_at)
-        yield candidate, result, hint
-
+        yield candidate, StoredBody(url, final_url or url, headers_dict, body_gz, fetched_at), hint
 
 # -- planning -----------------------------------------------------------------------------------------------
 def _load_states(settings: Settings) -> dict[tuple[str, str], str]:
@@ -441,24 +659,30 @@ class BackfillReport(IngestReport):
     problems: Counter[str] = field(default_factory=Counter)
 
 
+_PARTITION_COLUMNS = ("source", "day", "origin", "state", "run_id", "candidates", "known", "loaded", "duplicates",
+                      "failed", "outcomes", "error", "started_at", "finished_at", "updated_at")
+
+
 def _save_partitions(settings: Settings, rows: list[dict[str, Any]]) -> None:
+    """Upsert partition rows, all in one statement."""
+    if not rows:
+        return
+    one = "(" + ", ".join("?" * len(_PARTITION_COLUMNS)) + ")"
+    params = [r[c] for r in rows for c in _PARTITION_COLUMNS]
     with open_warehouse(settings.warehouse, wait=settings.busy_timeout) as con:
-        for r in rows:
-            con.execute(
-                """
-                INSERT INTO backfill_partitions (source, day, origin, state, run_id, candidates, known, loaded,
-                    duplicates, failed, outcomes, error, started_at, finished_at, updated_at)
-                VALUES ($source, $day, $origin, $state, $run_id, $candidates, $known, $loaded, $duplicates, $failed,
-                        $outcomes, $error, $started_at, $finished_at, $updated_at)
-                ON CONFLICT (source, day) DO UPDATE SET origin = excluded.origin, state = excluded.state,
-                    run_id = excluded.run_id, candidates = excluded.candidates, known = excluded.known,
-                    loaded = excluded.loaded, duplicates = excluded.duplicates, failed = excluded.failed,
-                    outcomes = excluded.outcomes, error = excluded.error,
-                    started_at = coalesce(excluded.started_at, backfill_partitions.started_at),
-                    finished_at = excluded.finished_at, updated_at = excluded.updated_at
-                """,
-                r,
-            )
+        con.execute(
+            f"""
+            INSERT INTO backfill_partitions ({", ".join(_PARTITION_COLUMNS)})
+            VALUES {", ".join([one] * len(rows))}
+            ON CONFLICT (source, day) DO UPDATE SET origin = excluded.origin, state = excluded.state,
+                run_id = excluded.run_id, candidates = excluded.candidates, known = excluded.known,
+                loaded = excluded.loaded, duplicates = excluded.duplicates, failed = excluded.failed,
+                outcomes = excluded.outcomes, error = excluded.error,
+                started_at = coalesce(excluded.started_at, backfill_partitions.started_at),
+                finished_at = excluded.finished_at, updated_at = excluded.updated_at
+            """,
+            params,
+        )
 
 
 def _partition_row(plan: PartitionPlan, origin: str, state: str, run_id: str, counts: Counter[str],
@@ -494,14 +718,28 @@ async def _run_backfill(settings: Settings, request: BackfillRequest, sources: l
                         progress: Callable[[str, dict[str, Any]], None] | None) -> BackfillReport:
     report = BackfillReport(run_id or uuid.uuid4().hex)
     notify = progress or (lambda event, data: log.info("%s %s", event, data))
-    items = await _collect(settings, request, sources, report)
+    stored = StoredPages(settings)
+    with contextlib.ExitStack() as stack:
+        stack.callback(stored.close)
+        extractor = None
+        if not request.dry_run:
+            extractor = stack.enter_context(Extractor(settings.worker_count, settings.extraction_mode))
+            extractor.warm()  # the workers start up while the pages are listed
+        return await _plan_and_work(settings, request, sources, steps, stop, notify, report, stored, extractor)
+
+
+async def _plan_and_work(settings: Settings, request: BackfillRequest, sources: list[Source], steps: Any,
+                         stop: Callable[[], bool] | None, notify: Callable[[str, dict[str, Any]], None],
+                         report: BackfillReport, stored: StoredPages, extractor: Extractor | None) -> BackfillReport:
+    items = await _collect(settings, request, sources, report, stored.files)
     plans = plan_backfill(settings, request, items)
+    del items
     report.partitions = [
         {"source": p.source, "day": p.day, "urls": len(p.items), "previous_state": p.previous_state or "new",
          "action": p.action}
         for p in plans
     ]
-    if request.dry_run:
+    if request.dry_run or extractor is None:
         report.status = "dry_run"
         return report
     todo = [p for p in plans if p.action == "run"]
@@ -511,7 +749,7 @@ async def _run_backfill(settings: Settings, request: BackfillRequest, sources: l
     with open_warehouse(settings.warehouse, wait=settings.busy_timeout) as con:
         start_run(con, report.run_id, "backfill", report.started_at, params)
     try:
-        await _work(settings, request, todo, steps, report, stop or (lambda: False), notify)
+        await _work(settings, request, todo, steps, report, stop or (lambda: False), notify, stored, extractor)
         report.status = "stopped" if report.stopped else "completed"
     except BaseException as exc:
         report.status = "failed"
@@ -532,7 +770,7 @@ async def _run_backfill(settings: Settings, request: BackfillRequest, sources: l
 
 
 async def _collect(settings: Settings, request: BackfillRequest, sources: list[Source],
-                   report: BackfillReport) -> list[Item]:
+                   report: BackfillReport, files: _Files) -> list[Item]:
     if request.origin == "sitemap":
         chosen = [s for s in sources if s.kind == "sitemap" and (not request.sources or s.name in request.sources)]
         if request.sources:
@@ -552,7 +790,8 @@ async def _collect(settings: Settings, request: BackfillRequest, sources: list[S
         out: list[Item] = []
         for location in request.warc:
             name = request.sources[0] if request.sources else "warc:" + (Path(urlsplit(location).path).name or location)
-            for item in read_warc_records(location, settings, name, request.hosts, report.problems):
+            for item in read_warc_records(location, settings, name, request.hosts, report.problems,
+                                          None if request.dry_run else files):
                 if _in_range(_day_of(item[2]), request):
                     out.append(item)
         return out
@@ -561,27 +800,44 @@ async def _collect(settings: Settings, request: BackfillRequest, sources: list[S
 
 async def _work(settings: Settings, request: BackfillRequest, todo: list[PartitionPlan], steps: Any,
                 report: BackfillReport, stop: Callable[[], bool],
-                notify: Callable[[str, dict[str, Any]], None]) -> None:
+                notify: Callable[[str, dict[str, Any]], None], stored: StoredPages, extractor: Extractor) -> None:
     force = request.reprocess == "all" or request.origin == "raw"
     retry = TRANSIENT_OUTCOMES if request.reprocess == "missing" else frozenset(
         TRANSIENT_OUTCOMES | {"http_404", "http_410", "not_html", "no_text", "not_article", "too_large",
                               "extract_error", "decode_error", "timeout"})
-    stored = StoredPages(settings)
+    stored_steps = dataclasses.replace(steps, extract=_as_step(steps.extract, extract_stored(stored)))
     async with Fetcher(settings) as fetcher:
-        with Extractor(settings.worker_count, settings.extraction_mode) as extractor:
-            for start in range(0, len(todo), request.parallel):
-                if stop():
-                    report.stopped = True
-                    break
-                chunk = todo[start : start + request.parallel]
-                await _work_chunk(settings, request, chunk, steps, report, stop, notify, fetcher, stored, extractor,
-                                  force, retry)
-                if report.stopped:
-                    break
+        for start in range(0, len(todo), request.parallel):
+            if stop():
+                report.stopped = True
+                break
+            chunk = todo[start : start + request.parallel]
+            await _work_chunk(settings, request, chunk, steps, stored_steps, report, stop, notify, fetcher, stored,
+                              extractor, force, retry)
+            if report.stopped:
+                break
+
+
+def _as_step(original: Any, fn: Callable[..., Awaitable[Any]]) -> Any:
+    """``fn`` as a step of the same kind as ``original``: plain when the steps are the plain steps, else
+    a Prefect task (called with its arguments quoted, so Prefect does not walk a batch's pages)."""
+    if original is extract_batch:
+        return fn
+    from prefect import task
+    from prefect.cache_policies import NO_CACHE
+    from prefect.utilities.annotations import quote
+
+    step = task(name="extract-batch", cache_policy=NO_CACHE, persist_result=False)(fn)
+
+    async def call(*args: Any) -> Any:
+        return await step(*(quote(a) for a in args))
+
+    return call
 
 
 async def _work_chunk(settings: Settings, request: BackfillRequest, chunk: list[PartitionPlan], steps: Any,
-                      report: BackfillReport, stop: Callable[[], bool], notify: Callable[[str, dict[str, Any]], None],
+                      stored_steps: Any, report: BackfillReport, stop: Callable[[], bool],
+                      notify: Callable[[str, dict[str, Any]], None],
                       fetcher: Fetcher, stored: StoredPages, extractor: Extractor, force: bool,
                       retry: frozenset[str]) -> None:
     started = datetime.now(UTC)
@@ -627,13 +883,13 @@ async def _work_chunk(settings: Settings, request: BackfillRequest, chunk: list[
     seen: set[str] = set() if force else set(known_canon)
     finished = True
     if prefetched or decided:
-        finished = await process_queue(settings, steps, stored, extractor, prefetched, decided, report, seen,
+        finished = await process_queue(settings, stored_steps, stored, extractor, prefetched, decided, report, seen,
                                        lambda m: log.info(m), stop, tally)
         decided = []
     if finished and on_web:
         finished = await process_queue(settings, steps, fetcher, extractor, on_web, decided, report, seen,
                                        lambda m: log.info(m), stop, tally)
-    stored.results.clear()
+    stored.clear()
     done_at = datetime.now(UTC)
     rows = []
     for plan in chunk:

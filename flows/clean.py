@@ -125,8 +125,18 @@ def _full_timestamp(head: bytes, day: str) -> str | None:
     return None
 
 
+def _raw_form(item: dict[str, Any]) -> bytes | None:
+    """The page as stored in ``pages.body_gz`` (zlib of the body), unless the caller keeps the raw page
+    itself (``keep_body`` false: a WARC record's own gzip member is stored instead, or the page came
+    from storage): then None, and no CPU is spent compressing."""
+    if not item.get("keep_body", True):
+        return None
+    return zlib.compress(item.get("body") or b"", 1)
+
+
 def extract_page(item: dict[str, Any], mode: str = "precision") -> dict[str, Any]:
-    """Extract one page. ``item`` has url, final_url, body (bytes), content_type, has_source_date."""
+    """Extract one page. ``item`` has url, final_url, body (bytes), content_type, has_source_date, and
+    optionally keep_body (default true: return the compressed body as ``body_gz``)."""
     import htmldate
     import trafilatura
 
@@ -134,7 +144,7 @@ def extract_page(item: dict[str, Any], mode: str = "precision") -> dict[str, Any
     out: dict[str, Any] = {"url": item["url"], "extract_error": None}
     html_text, encoding = decode_html(body, item.get("content_type", ""))
     out["encoding"] = encoding
-    out["body_gz"] = zlib.compress(body, 1)
+    out["body_gz"] = _raw_form(item)
     page_url = item.get("final_url") or item["url"]
     if len(body) > MAX_HTML_BYTES:
         out["extract_error"] = f"page too large to extract: {len(body)} bytes (cap {MAX_HTML_BYTES})"
@@ -219,6 +229,10 @@ def extract_chunk(items: list[dict[str, Any]], mode: str = "precision") -> list[
 _IN_WORKER = False  # set in pool workers: only there may a page's SIGALRM timer run
 
 
+def _ready() -> None:
+    """A no-op task: submitted to start a pool's workers (their initializer warms them)."""
+
+
 def _warm() -> None:
     global _IN_WORKER
     _IN_WORKER = True
@@ -240,8 +254,7 @@ def _on_alarm(signum: int, frame: object) -> None:
 
 def _failed_row(item: dict[str, Any], error: str) -> dict[str, Any]:
     """What ``extract_page`` returns for a page it could not extract (the raw page is still kept)."""
-    return {"url": item["url"], "extract_error": error[:300], "encoding": None,
-            "body_gz": zlib.compress(item.get("body") or b"", 1)}
+    return {"url": item["url"], "extract_error": error[:300], "encoding": None, "body_gz": _raw_form(item)}
 
 
 def _extract_limited(item: dict[str, Any], mode: str, time_limit: float) -> dict[str, Any]:
@@ -313,6 +326,7 @@ class Extractor:
         self._chunk_func: ChunkFunc = chunk_func or extract_chunk_guarded
         self._pool: ProcessPoolExecutor | None = None
         self._solo: ProcessPoolExecutor | None = None  # the retry pool: one worker, one page at a time
+        self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None  # see extract()
         self.replaced = 0  # pools replaced because a worker died or hung
 
     @staticmethod
@@ -342,6 +356,14 @@ class Extractor:
     def _hard_limit(self, pages: int) -> float:
         return self.page_timeout * pages + self.hard_grace if self.page_timeout > 0 else self.hard_grace * pages
 
+    def warm(self) -> None:
+        """Start the workers now (they import trafilatura and warm the field extractors, about a second
+        each) so that start-up overlaps the caller's own preparation; returns at once."""
+        pool = self._get_pool()
+        if pool is not None:
+            for _ in range(self.workers):
+                pool.submit(_ready)
+
     async def extract(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if not items:
             return []
@@ -350,20 +372,26 @@ class Extractor:
             return self._chunk_func(items, self.mode, self.page_timeout)
         size = max(1, min(10, -(-len(items) // (self.workers * 2))))  # small chunks: no core idles at a batch's end
         chunks = [items[i : i + size] for i in range(0, len(items), size)]
-        running = asyncio.Semaphore(self.workers)  # a submitted chunk starts at once: its watchdog is fair
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._slots[0] is not loop:
+            # two chunks per worker submitted at a time, shared by the batches in flight: a worker that
+            # finishes a chunk finds the next one queued, even while the caller's event loop is busy
+            # (transforming or loading the previous batch) and cannot submit more
+            self._slots = (loop, asyncio.Semaphore(self.workers * 2))
         solo_lock = asyncio.Lock()
-        results = await asyncio.gather(*(self._run_chunk(c, running, solo_lock) for c in chunks))
+        results = await asyncio.gather(*(self._run_chunk(c, self._slots[1], solo_lock, size) for c in chunks))
         return [row for chunk in results for row in chunk]
 
-    async def _run_chunk(self, chunk: list[dict[str, Any]], running: asyncio.Semaphore,
-                         solo_lock: asyncio.Lock) -> list[dict[str, Any]]:
+    async def _run_chunk(self, chunk: list[dict[str, Any]], slots: asyncio.Semaphore, solo_lock: asyncio.Lock,
+                         size: int) -> list[dict[str, Any]]:
         loop = asyncio.get_running_loop()
-        async with running:
+        async with slots:
             pool = self._get_pool()
             assert pool is not None
             try:
                 future = loop.run_in_executor(pool, self._chunk_func, chunk, self.mode, self.page_timeout)
-                return await asyncio.wait_for(future, self._hard_limit(len(chunk)))
+                # a submitted chunk may wait behind one queued chunk per worker: its watchdog allows for that
+                return await asyncio.wait_for(future, self._hard_limit(len(chunk)) + self._hard_limit(size))
             except BrokenProcessPool:
                 reason = "an extraction worker died"
                 self._discard(pool, kill=False)

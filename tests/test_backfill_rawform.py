@@ -1,0 +1,77 @@
+"""WARC backfills store each page's WARC record as found in the archive (its gzip member) instead of
+compressing the body again; stored pages read back to the very bytes that were extracted, and
+``--from raw`` re-extracts them without the archive."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+from tests.conftest import needs_corpus
+from tests.test_backfill import planted_records, settings_for
+
+pytestmark = needs_corpus
+
+
+def _backfill(settings, **request):
+    from flows.backfill import BackfillRequest, run_backfill
+
+    return asyncio.run(run_backfill(settings, BackfillRequest(**request), []))
+
+
+def test_stored_warc_records_read_back_and_reprocess_without_the_archive(tmp_path: Path):
+    from bench.corpus import build_warc
+    from flows.backfill import RAW_FORM_HEADER, WARC_GZIP_FORM, stored_body
+
+    records = planted_records(12)
+    warc = build_warc(tmp_path / "c.warc.gz", records)
+    wh = str(tmp_path / "w.duckdb")
+    s = settings_for(wh, batch_size=5)
+    first = _backfill(s, since=date(2000, 1, 1), until=date(2030, 1, 1), origin="warc", warc=[str(warc)])
+    assert first.counts["loaded"] > 0
+    con = duckdb.connect(wh, read_only=True)
+    pages = con.execute("SELECT url, headers, body_gz, body_bytes FROM pages").fetchall()
+    articles = con.execute("SELECT url, title, text, published_date FROM articles ORDER BY url").fetchall()
+    con.close()
+    html = {url: body for url, body, _ in records}
+    assert len(pages) == len(records)
+    for url, headers, body_gz, body_bytes in pages:
+        assert json.loads(headers)[RAW_FORM_HEADER] == WARC_GZIP_FORM
+        assert body_gz[:2] == b"\x1f\x8b"  # the archive's own gzip member
+        assert stored_body(body_gz) == html[url]
+        assert body_bytes == len(html[url])
+    warc.unlink()  # reprocessing needs only the warehouse
+    again = _backfill(s, since=date(1900, 1, 1), until=date(2999, 12, 31), origin="raw", reprocess="all")
+    assert again.counts["loaded"] == first.counts["loaded"]
+    con = duckdb.connect(wh, read_only=True)
+    assert con.execute("SELECT url, title, text, published_date FROM articles ORDER BY url").fetchall() == articles
+    con.close()
+
+
+def test_zlib_pages_still_read_back():
+    import zlib
+
+    from flows.backfill import stored_body
+
+    body = b"<html><body><p>a page stored by an ingest run</p></body></html>"
+    assert stored_body(zlib.compress(body, 1)) == body
+
+
+def test_warc_over_http_is_spooled_and_removed(tmp_path: Path):
+    from bench.corpus import build_warc
+    from flows.siteserver import LoopbackServer, Response
+
+    records = planted_records(6)
+    payload = build_warc(tmp_path / "r.warc.gz", records).read_bytes()
+    spools = set(Path(__import__("tempfile").gettempdir()).glob("newsdesk-warc-*.spool"))
+    with LoopbackServer(lambda path, headers: Response(200, payload, {"Content-Type": "application/warc"})) as server:
+        wh = str(tmp_path / "w.duckdb")
+        report = _backfill(settings_for(wh, allow_hosts=(server.host,)), since=date(2000, 1, 1),
+                           until=date(2030, 1, 1), origin="warc", warc=[f"{server.base}/r.warc.gz"])
+    assert sum(report.outcomes.values()) == len(records)
+    assert report.outcomes["loaded"] > 0
+    assert set(Path(__import__("tempfile").gettempdir()).glob("newsdesk-warc-*.spool")) == spools
