@@ -35,7 +35,7 @@ import httpx
 from flows.clean import EXTRACTOR_VERSION, Extractor, url_date
 from flows.config import Settings
 from flows.discover import Candidate, discover_source
-from flows.fetch import TRANSIENT_OUTCOMES, Fetcher, FetchResult
+from flows.fetch import TRANSIENT_OUTCOMES, Fetcher, FetchResult, gunzip_bounded
 from flows.pipeline import (
     PLAIN_STEPS,
     BatchFrames,
@@ -368,11 +368,16 @@ class StoredBody(PendingPage):
 
 
 def stored_body(body_gz: bytes) -> bytes:
-    """The page body from ``pages.body_gz``: zlib of the body, or (WARC backfills) the page's whole WARC
-    record as the archive's gzip member (``x-newsdesk-raw-form: warc-record-gzip`` in ``pages.headers``;
-    a zlib stream never starts with the gzip magic, so the bytes tell the two apart)."""
+    """The page body from ``pages.body_gz``, which holds one of three forms: zlib of the body; the body
+    gzip-compressed as the server sent it (Content-Encoding: gzip); or (WARC backfills) the page's
+    whole WARC record as the archive's gzip member (``x-newsdesk-raw-form: warc-record-gzip`` in
+    ``pages.headers``). A zlib stream never starts with the gzip magic, and a gzip stream holds a WARC
+    record exactly when it starts with ``WARC/``, so the bytes tell the forms apart."""
     if body_gz[:3] != _GZIP_MAGIC:
         return zlib.decompress(body_gz)
+    head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(body_gz, 8)
+    if not head.startswith(b"WARC/"):
+        return gunzip_bounded(body_gz, WARC_MAX_RECORD + 65536)
     record, _alone = _member_record(body_gz, 0)
     if record is None:
         raise ValueError("no WARC record in the stored page")

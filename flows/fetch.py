@@ -170,6 +170,9 @@ class FetchResult:
     attempts: int = 0
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes | None = None  # decoded body, only when outcome == "ok"
+    # the body exactly as the server gzip-compressed it (Content-Encoding: gzip), kept so that the
+    # raw page can be stored without compressing it again
+    body_gzip: bytes | None = None
     fetched_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
@@ -532,9 +535,13 @@ class Fetcher:
                 base.outcome, base.detail = "decode_error", str(exc)
                 return base
             chunks: list[bytes] = []
+            keep_raw = not truncate and encodings in (["gzip"], ["x-gzip"])
+            raw_chunks: list[bytes] = []
             try:
                 async for raw in response.aiter_raw():
                     chunks.append(decoder.feed(raw))
+                    if keep_raw:
+                        raw_chunks.append(raw)
                 chunks.append(decoder.flush())
             except TooLarge:
                 if truncate:
@@ -546,6 +553,8 @@ class Fetcher:
                 base.outcome, base.detail = "decode_error", f"bad {','.join(encodings)} stream: {exc}"
                 return base
             base.body = b"".join(chunks)
+            if keep_raw:
+                base.body_gzip = b"".join(raw_chunks)
             return base
 
 
@@ -563,7 +572,7 @@ def classify_page(result: FetchResult, limit: int) -> FetchResult:
         except zlib.error:
             result.outcome, result.detail, result.body = "not_html", "corrupt gzip body", None
             return result
-        result.body = body
+        result.body_gzip, result.body = result.body, body
     ctype = result.content_type
     if looks_binary(body):
         result.outcome, result.detail, result.body = "not_html", f"binary content ({ctype or 'no type'})", None

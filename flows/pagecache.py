@@ -13,14 +13,16 @@ import hashlib
 import json
 import os
 import time
+import zlib
 from datetime import datetime
 from pathlib import Path
 
-from flows.fetch import TRANSIENT_OUTCOMES, FetchResult
+from flows.fetch import TRANSIENT_OUTCOMES, FetchResult, TooLarge, gunzip_bounded
 
 __all__ = ["PageCache"]
 
 MAX_AGE = 7 * 86400.0
+MAX_BODY = 64 * 1024 * 1024  # a kept gzip body decodes to at most this (the fetch cap is far lower)
 
 
 class PageCache:
@@ -36,12 +38,12 @@ class PageCache:
         self.root.mkdir(parents=True, exist_ok=True)
         meta = {"url": result.url, "final_url": result.final_url, "status": result.status, "outcome": result.outcome,
                 "detail": result.detail, "headers": result.headers, "attempts": result.attempts,
-                "fetched_at": result.fetched_at.isoformat()}
+                "fetched_at": result.fetched_at.isoformat(), "gzip": result.body_gzip is not None}
         head = json.dumps(meta).encode("utf-8")
         target = self._path(result.url)
         tmp = target.with_suffix(f".tmp{os.getpid()}")
         with tmp.open("wb") as handle:
-            handle.write(len(head).to_bytes(4, "big") + head + (result.body or b""))  # raw: no CPU on the hot path
+            handle.write(len(head).to_bytes(4, "big") + head + (result.body_gzip or result.body or b""))  # as it came: no CPU on the hot path
         tmp.replace(target)
 
     def get(self, url: str) -> FetchResult | None:
@@ -56,8 +58,14 @@ class PageCache:
         if meta.get("url") != url:
             return None
         outcome = meta.get("outcome", "ok")
+        compressed = body if meta.get("gzip") else None
+        if compressed is not None:
+            try:
+                body = gunzip_bounded(compressed, MAX_BODY)
+            except (TooLarge, zlib.error):
+                return None
         return FetchResult(url, meta["final_url"], outcome, meta["status"], detail=meta.get("detail", ""), attempts=0,
-                           headers=meta["headers"], body=body if outcome == "ok" else None,
+                           headers=meta["headers"], body=body if outcome == "ok" else None, body_gzip=compressed,
                            fetched_at=datetime.fromisoformat(meta["fetched_at"]))
 
     def drop(self, urls: list[str]) -> None:

@@ -191,7 +191,9 @@ async def extract_batch(extractor: Extractor, fetched: list[Fetched]) -> list[di
     items = [
         {"url": f.planned.candidate.url, "final_url": f.result.final_url, "body": f.result.body,
          "content_type": f.result.headers.get("content-type", ""),
-         "has_source_date": f.planned.candidate.published is not None}
+         "has_source_date": f.planned.candidate.published is not None,
+         # the server's gzip stream is stored as it came: the worker need not compress the body
+         "keep_body": f.result.body_gzip is None}
         for f in fetched if f.result.ok
     ]
     return await extractor.extract(items)
@@ -251,7 +253,9 @@ def transform_batch(fetched: list[Fetched], extracted: list[dict[str, Any]], run
             page_rows.append({
                 "canonical_url": final_canon, "url": p.candidate.url, "final_url": r.final_url,
                 "source": p.candidate.source, "status": r.status, "headers": json.dumps(r.headers, sort_keys=True),
-                "encoding": e.get("encoding"), "body_gz": e.get("body_gz"), "body_bytes": len(r.body or b""),
+                "encoding": e.get("encoding"),
+                "body_gz": e["body_gz"] if e.get("body_gz") is not None else r.body_gzip,
+                "body_bytes": len(r.body or b""),
                 "fetched_at": r.fetched_at, "run_id": run_id,
             })
         if e.get("extract_error"):
