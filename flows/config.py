@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -51,6 +52,7 @@ class Settings:
     batch_size: int = 200
     load_batch_size: int = 1000  # URLs settled per warehouse write (several fetch batches)
     load_interval: float = 30.0  # seconds at most between writes while a run goes on
+    load_memory_limit: str = "512MB"  # DuckDB's memory cap while loading ("" = DuckDB's default, 80% of RAM)
     workers: int = 0  # extraction processes; 0 = one per core
     min_text_chars: int = 200
     extraction_mode: str = "precision"  # precision | balanced | recall
@@ -109,6 +111,9 @@ def _coerce_all(settings: Settings) -> Settings:
     values = {f.name: _coerce(f.name, getattr(settings, f.name)) for f in fields(Settings)}
     if values["search_index"] not in {"after_run", "maintenance"}:
         raise ConfigError("setting 'search_index' must be after_run or maintenance")
+    if values["load_memory_limit"] and not re.fullmatch(r"\d+(\.\d+)?\s*([KMGT]i?B|B)?", values["load_memory_limit"].strip(),
+                                                        re.IGNORECASE):
+        raise ConfigError("setting 'load_memory_limit' must be a size such as 512MB or 2GB (or empty)")
     if values["extraction_mode"] not in {"precision", "balanced", "recall"}:
         raise ConfigError("setting 'extraction_mode' must be precision, balanced or recall")
     for name in ("concurrency", "host_concurrency", "batch_size", "load_batch_size", "max_bytes"):

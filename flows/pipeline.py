@@ -305,7 +305,8 @@ def load_frames(settings: Settings, frames: BatchFrames) -> None:
     fails with the reason."""
     urls = frames.outcomes["url"].to_list()
     try:
-        with open_warehouse(settings.warehouse, wait=settings.load_wait, defer_checkpoint=True) as con:
+        with open_warehouse(settings.warehouse, wait=settings.load_wait,
+                            memory_limit=settings.load_memory_limit or None) as con:
             load_batch(con, frames.articles, frames.pages, frames.outcomes, frames.fields)
     except WarehouseBusy:
         where = spool_batch(settings.warehouse, frames.tables())
