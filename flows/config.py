@@ -52,7 +52,7 @@ class Settings:
     batch_size: int = 200
     load_batch_size: int = 1000  # URLs settled per warehouse write (several fetch batches)
     load_interval: float = 30.0  # seconds at most between writes while a run goes on
-    load_memory_limit: str = "512MB"  # DuckDB's memory cap while loading ("" = DuckDB's default, 80% of RAM)
+    load_memory_limit: str = "256MB"  # DuckDB's memory cap while loading ("" = DuckDB's default, 80% of RAM)
     workers: int = 0  # extraction processes; 0 = one per core
     min_text_chars: int = 200
     extraction_mode: str = "precision"  # precision | balanced | recall
