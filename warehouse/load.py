@@ -202,6 +202,25 @@ def _update_source_day(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("DROP TABLE _day_merged")
 
 
+def _count_speakers(scope: str) -> str:
+    """INSERT of agg_speaker_source rows, recounted from the quotes in ``scope`` (a FROM clause over quotes q)."""
+    return f"""
+        INSERT INTO agg_speaker_source
+        SELECT q.source, q.speaker, any_value(q.speaker_type), count(*), count(DISTINCT q.article_id),
+               min(q.published_date), max(q.published_date)
+        FROM {scope} WHERE {_NAMED}
+        GROUP BY q.source, q.speaker"""
+
+
+def _total_speakers(where: str) -> str:
+    """INSERT of agg_speaker rows, summed from agg_speaker_source rows matching ``where``."""
+    return f"""
+        INSERT INTO agg_speaker
+        SELECT speaker, any_value(speaker_type), sum(quotes), sum(articles), count(*), min(first_day), max(last_day)
+        FROM agg_speaker_source WHERE {where}
+        GROUP BY speaker"""
+
+
 def _update_speakers(con: duckdb.DuckDBPyConnection, ids: str) -> None:
     """Recount the (source, speaker) pairs the batch touched, before or after, then those speakers."""
     con.execute(f"""
@@ -211,19 +230,10 @@ def _update_speakers(con: duckdb.DuckDBPyConnection, ids: str) -> None:
         SELECT q.source, q.speaker FROM quotes q WHERE q.article_id IN {ids} AND {_NAMED}""")
     con.execute("DELETE FROM agg_speaker_source g USING _speaker_keys k "
                 "WHERE g.source = k.source AND g.speaker = k.speaker")
-    con.execute(f"""
-        INSERT INTO agg_speaker_source
-        SELECT q.source, q.speaker, any_value(q.speaker_type), count(*), count(DISTINCT q.article_id),
-               min(q.published_date), max(q.published_date)
-        FROM quotes q SEMI JOIN _speaker_keys k ON q.source = k.source AND q.speaker = k.speaker
-        WHERE {_NAMED}
-        GROUP BY q.source, q.speaker""")
+    con.execute(_count_speakers(
+        "quotes q SEMI JOIN _speaker_keys k ON q.source = k.source AND q.speaker = k.speaker"))
     con.execute("DELETE FROM agg_speaker WHERE speaker IN (SELECT speaker FROM _speaker_keys)")
-    con.execute("""
-        INSERT INTO agg_speaker
-        SELECT speaker, any_value(speaker_type), sum(quotes), sum(articles), count(*), min(first_day), max(last_day)
-        FROM agg_speaker_source WHERE speaker IN (SELECT speaker FROM _speaker_keys)
-        GROUP BY speaker""")
+    con.execute(_total_speakers("speaker IN (SELECT speaker FROM _speaker_keys)"))
     con.execute("DROP TABLE _speaker_keys")
 
 
@@ -236,15 +246,8 @@ def rebuild_aggregates(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(f"DELETE FROM {table}")
         con.execute("INSERT INTO agg_source_day "
                     "SELECT source, published_date, count(*), sum(word_count) FROM articles GROUP BY ALL")
-        con.execute(f"""
-            INSERT INTO agg_speaker_source
-            SELECT q.source, q.speaker, any_value(q.speaker_type), count(*), count(DISTINCT q.article_id),
-                   min(q.published_date), max(q.published_date)
-            FROM quotes q WHERE {_NAMED} GROUP BY q.source, q.speaker""")
-        con.execute("""
-            INSERT INTO agg_speaker
-            SELECT speaker, any_value(speaker_type), sum(quotes), sum(articles), count(*), min(first_day), max(last_day)
-            FROM agg_speaker_source GROUP BY speaker""")
+        con.execute(_count_speakers("quotes q"))
+        con.execute(_total_speakers("true"))
         con.execute("COMMIT")
     except Exception:
         _rollback(con)
