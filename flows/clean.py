@@ -192,8 +192,11 @@ def extract_page(item: dict[str, Any], mode: str = "precision") -> dict[str, Any
     meta_date = fields.get("date")
     in_url = url_date(page_url) or (url_date(out["canonical"]) if out["canonical"] else None)
     date_value, date_source = None, None
-    if meta_date and meta_date == in_url:
-        # the URL may have supplied it; ask again without the URL to tell them apart
+    head = body[:65536]
+    stamp = _full_timestamp(head, meta_date) if meta_date else None
+    if meta_date and meta_date == in_url and stamp is None:
+        # the URL may have supplied it (no published-time tag in the head says that day): ask again
+        # without the URL to tell them apart
         without_url = htmldate.find_date(html_text, extensive_search=False, original_date=True, url="",
                                          max_date=today)
         date_value, date_source = (meta_date, "metadata") if without_url == meta_date else (in_url, "url")
@@ -207,7 +210,7 @@ def extract_page(item: dict[str, Any], mode: str = "precision") -> dict[str, Any
             date_value, date_source = found, "text"
     out["page_date"] = date_value
     out["page_date_source"] = date_source
-    out["page_timestamp"] = _full_timestamp(body[:65536], date_value) if date_source == "metadata" and date_value else None
+    out["page_timestamp"] = stamp if date_source == "metadata" and date_value == meta_date else None
     out["fields"] = structured_fields(out.get("text") or "", out.get("title"), out.get("authors") or [])
     return out
 

@@ -1,0 +1,40 @@
+"""transforms.articles.build_articles: the language column (declared, else detected from the text)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import polars as pl
+
+from transforms.articles import EXTRACTED_SCHEMA, build_articles
+
+GERMAN = ("Der Bürgermeister sagte, dass die Stadt nicht mit der Planung fertig ist und sich auch die Kosten "
+          "für das Projekt auf die Bürger auswirken wird.")
+ENGLISH = ("The mayor said that the city was not ready with the plan and that this would have effects on "
+           "the cost of the project for the residents of the town.")
+
+
+def _row(i: int, text: str, html_lang: str | None) -> dict[str, object]:
+    row: dict[str, object] = {c: None for c in EXTRACTED_SCHEMA}
+    row.update(article_id=str(i), url=f"https://example.test/{i}", text=text, html_lang=html_lang,
+               authors=[], categories=[], tags=[], byline_authors=[],
+               fetched_at=datetime(2024, 1, 1, tzinfo=UTC))
+    return row
+
+
+def test_language_declared_wins_and_detection_fills_the_rest() -> None:
+    rows = [_row(0, GERMAN, None), _row(1, ENGLISH, "fr"), _row(2, ENGLISH, None), _row(3, "Zzz qqq.", None),
+            _row(4, GERMAN, "de")]
+    out = build_articles(pl.DataFrame(rows, schema=EXTRACTED_SCHEMA))
+    assert out["article_id"].to_list() == ["0", "1", "2", "3", "4"]
+    # declared languages are kept even where the text says otherwise; undeclared ones are detected
+    assert out["language"].to_list() == ["de", "fr", "en", None, "de"]
+
+
+def test_language_when_every_page_declares_one_or_none_does() -> None:
+    declared = build_articles(pl.DataFrame([_row(0, GERMAN, "it"), _row(1, ENGLISH, "en")], schema=EXTRACTED_SCHEMA))
+    assert declared["language"].to_list() == ["it", "en"]
+    detected = build_articles(pl.DataFrame([_row(0, GERMAN, None), _row(1, ENGLISH, None)], schema=EXTRACTED_SCHEMA))
+    assert detected["language"].to_list() == ["de", "en"]
+    empty = build_articles(pl.DataFrame([], schema=EXTRACTED_SCHEMA))
+    assert empty.height == 0 and "language" in empty.columns
