@@ -69,8 +69,10 @@ MONTH_RE = (
 # --- tokens ---------------------------------------------------------------------------------------
 
 # a dotted acronym (U.S., D.C.), a word (letters, digits, inner apostrophes/hyphens/ampersand-free),
-# or one punctuation character
-TOKEN = re.compile(r"(?:[A-Za-z]\.){2,}|\w(?:[\w’'\-]*\w)?|[^\w\s]")
+# or one punctuation character. (The word is the longest run of word characters, apostrophes and
+# hyphens that opens and ends with a word character: written as runs of word characters joined by
+# runs of apostrophes and hyphens, which the regex engine matches without backtracking.)
+TOKEN = re.compile(r"[A-Za-z]\.(?:[A-Za-z]\.)+|\w+(?:[’'\-]+\w+)*|[^\w\s]")
 
 OPEN_MARKS = "“\"‘«"
 QUOTE_CHARS = "“”\"«»"
@@ -159,6 +161,10 @@ def _is_cap(w: str) -> bool:
     return (c.isdigit() and any(ch.isupper() for ch in w)) or bool(NAME_PARTICLE.match(w))
 
 
+# a token after which a capitalised word opens a sentence (or a quote, or a parenthesis)
+_BOUNDARY = frozenset(".!?:;“\"‘—–-([…")
+
+
 def cap_sequences(text: str, start: int, end: int) -> list[CapSeq]:
     """Runs of capitalised words in one paragraph. Possessive endings are split off and flagged."""
     # parallel lists rather than Tok objects: this runs on every paragraph of every article
@@ -168,21 +174,18 @@ def cap_sequences(text: str, start: int, end: int) -> list[CapSeq]:
     out: list[CapSeq] = []
     n = len(tt)
     i = 0
-    prev_boundary = True  # paragraph start counts as a sentence start
     while i < n:
         w = tt[i]
         c0 = w[0]
         if c0.islower() and "-" not in w:
-            prev_boundary = False
             i += 1
             continue
         if not (c0.isalnum() and (c0.isupper() or _is_cap(w))):
-            prev_boundary = w in ".!?:;“\"‘—–-([…" or (w == "." )
-            if w[0].isalnum():
-                prev_boundary = False
             i += 1
             continue
-        sent_initial = prev_boundary
+        # the run opens a sentence if the token before it is a boundary mark (or it opens the
+        # paragraph); the token before a run is never a capitalised word, nor in a run
+        sent_initial = i == 0 or tt[i - 1] in _BOUNDARY
         words: list[str] = []
         spans: list[tuple[int, int]] = []
         j = i
@@ -190,7 +193,8 @@ def cap_sequences(text: str, start: int, end: int) -> list[CapSeq]:
         while j < n:
             tw = tt[j]
             c0 = tw[0]
-            if c0.isalnum() and (c0.isupper() or _is_cap(tw)):
+            # a capitalised word (_is_cap is False for a lower-case word without a hyphen)
+            if c0.isalnum() and (c0.isupper() or (not (c0.islower() and "-" not in tw) and _is_cap(tw))):
                 clean = tw
                 cut = False
                 if "-" in tw:
@@ -237,49 +241,48 @@ def cap_sequences(text: str, start: int, end: int) -> list[CapSeq]:
                     continue
                 j += 1
                 continue
-            # inner connector followed by a capitalised word
-            if (
-                words
-                and tw.lower() in CONNECTORS
-                and j + 1 < n
-                and tt[j + 1][0].isalpha()
-                and _is_cap(tt[j + 1])
-                and not (tw.lower() == "the" and tt[j + 1] in ("The",))
-            ):
-                words.append(tw)
-                spans.append((ts[j], ts[j] + len(tw)))
-                j += 1
-                continue
-            if (
-                words
-                and tw.lower() in ("of", "for")
-                and j + 2 < n
-                and tt[j + 1] == "the"
-                and tt[j + 2][0].isalpha()
-                and _is_cap(tt[j + 2])
-            ):
-                words.extend([tw, "the"])
-                spans.extend([(ts[j], ts[j] + len(tw)), (ts[j + 1], ts[j + 1] + 3)])
-                j += 2
-                continue
+            lw = tw.lower()
+            if lw in CONNECTORS:
+                # inner connector followed by a capitalised word
+                if (
+                    j + 1 < n
+                    and tt[j + 1][0].isalpha()
+                    and _is_cap(tt[j + 1])
+                    and not (lw == "the" and tt[j + 1] in ("The",))
+                ):
+                    words.append(tw)
+                    spans.append((ts[j], ts[j] + len(tw)))
+                    j += 1
+                    continue
+                if (
+                    lw in ("of", "for")
+                    and j + 2 < n
+                    and tt[j + 1] == "the"
+                    and tt[j + 2][0].isalpha()
+                    and _is_cap(tt[j + 2])
+                ):
+                    words.extend([tw, "the"])
+                    spans.extend([(ts[j], ts[j] + len(tw)), (ts[j + 1], ts[j + 1] + 3)])
+                    j += 2
+                    continue
             break
         # trailing connectors never end a sequence (handled by construction)
         seq = CapSeq(words, spans[0][0], spans[-1][1], sent_initial, possessive, False, spans)
         out.append(seq)
-        prev_boundary = False
         i = j
     return out
 
 
-_UPPER = re.compile(r"[A-Z]")
-_LOWER = re.compile(r"[a-z]")
+_UPPER = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_LOWER = b"abcdefghijklmnopqrstuvwxyz"
 
 
 def is_upper_line(text: str, start: int, end: int) -> bool:
     """A heading in capitals (TOUGH RACE FOR DEMOCRATIC NOMINATION)."""
     if end - start > 200:
         return False
-    seg = text[start:end]
-    up = len(_UPPER.findall(seg))
-    low = len(_LOWER.findall(seg))
+    # ASCII letters counted as bytes (every other character encodes to bytes of 128 and more)
+    seg = text[start:end].encode("utf-8", "surrogatepass")
+    up = len(seg) - len(seg.translate(None, _UPPER))
+    low = len(seg) - len(seg.translate(None, _LOWER))
     return up + low >= 8 and up / (up + low) > 0.9

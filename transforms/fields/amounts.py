@@ -90,7 +90,12 @@ _PRESCAN = re.compile(
 # _prescan_starts finds the same starts faster: the regex above tries every position of the text
 _PRESCAN_WORDS = (*_UNITS_WORDS, "tens", "dozens", "scores", "hundreds", "thousands", "millions", "billions", "twice", "once", "thrice")
 _PRESCAN_DIGIT = re.compile(r"\d(?<![\w.,]\d)")  # (?<![\w.,])\d, with the digit first so the scan skips to digits
-_PRESCAN_SIGN = re.compile(r"[$£€¥₹₩₽₺]")
+_PRESCAN_SIGNS = "$£€¥₹₩₽₺"
+# the number words as bytes, and a table that blanks every byte but a-z: the runs of a-z letters of
+# a text are then the words of its UTF-8 bytes so translated (any other character encodes to bytes
+# that are not a-z), a set that tells quickly which number words the text has
+_PRESCAN_WORD_BYTES = [(w, w.encode()) for w in _PRESCAN_WORDS]
+_NOT_AZ = bytes(c if 97 <= c <= 122 else 32 for c in range(256))
 
 
 def _prescan_starts(low: str) -> list[int]:
@@ -98,15 +103,20 @@ def _prescan_starts(low: str) -> list[int]:
     number word is a whole run of a-z letters), then the leftmost that do not overlap, as finditer takes
     them. A match never spans a space, so the matches in a paragraph are those of the whole text."""
     found = [(m.start(), m.start() + 1) for m in _PRESCAN_DIGIT.finditer(low)]
-    for m in _PRESCAN_SIGN.finditer(low):
-        s = m.start()
-        if s >= 2 and low[s - 2: s] in ("us", "hk", "nz"):
-            found.append((s - 2, s + 1))
-        elif s >= 1 and low[s - 1] in "car":
-            found.append((s - 1, s + 1))
-        found.append((s, s + 1))
+    for sign in _PRESCAN_SIGNS:
+        s = low.find(sign)
+        while s >= 0:
+            if s >= 2 and low[s - 2: s] in ("us", "hk", "nz"):
+                found.append((s - 2, s + 1))
+            elif s >= 1 and low[s - 1] in "car":
+                found.append((s - 1, s + 1))
+            found.append((s, s + 1))
+            s = low.find(sign, s + 1)
+    runs = set(low.encode("utf-8", "surrogatepass").translate(_NOT_AZ).split())
     n = len(low)
-    for w in _PRESCAN_WORDS:
+    for w, wb in _PRESCAN_WORD_BYTES:
+        if wb not in runs:
+            continue  # not a whole run of letters anywhere: the usual case, spared the search below
         i = low.find(w)
         while i >= 0:
             j = i + len(w)
@@ -155,6 +165,26 @@ _BETWEEN_BEFORE = re.compile(r"\bbetween\s+$", re.IGNORECASE)
 _AND_AFTER = re.compile(r"^\s*and\b")
 _RANGE_UNIT_AFTER = re.compile(r"^\s*(" + _UNIT_AFTER + r")(?![\w])", re.IGNORECASE)
 _FRAME_BEFORE = re.compile(r"\b(?:top|of|groups? of|to|from|by|than|total of|number of)\s+$", re.IGNORECASE)
+# The patterns above that match only at the end of the text before a number (\s*$ or \s+$ after a
+# few words), with how far before the end of that text (stripped) a match can start: _at_end searches
+# from there, which finds the same match as a search of the whole text without trying every position.
+_QUAL_REACH = 1 + max(len(q) for q, _ in _QUALIFIERS)  # a space and the longest qualifier
+_DATE_REACH = len("September")
+_AGE_REACH = len("turning")
+_NUMBER_SIGN_REACH = len("No.")
+_BETWEEN_REACH = len("between")
+_FRAME_REACH = len("number of")
+
+
+def _at_end(pattern: re.Pattern[str], before: str, reach: int) -> re.Match[str] | None:
+    """pattern.search(before) for a pattern that can only match in the last `reach` characters of
+    `before` before its trailing spaces."""
+    return pattern.search(before, max(0, len(before.rstrip()) - reach))
+
+
+def _word_before(before: str) -> re.Match[str] | None:
+    """_WORD_BEFORE.search(before): a match holds no space, so it starts after the last one."""
+    return _WORD_BEFORE.search(before, before.rfind(" ", 0, len(before.rstrip())) + 1)
 _OF_OBJECT_AFTER = re.compile(r"^\s+of\s+((?:[A-Za-z][\w’'\-]*\s+){0,2}[A-Za-z][\w’'\-]*)")
 _SENTENCE_MARKS = ".!?:;“\""
 
@@ -268,20 +298,20 @@ def _one(text: str, m: re.Match[str], ps: int, pe: int) -> dict | None:
         if is_digit:
             if _YEAR.match(raw) and not sc and not m.group("pct") and not _YEAR_UNIT_AFTER.match(after):
                 return None
-            if _DATE_BEFORE.search(before) or _DATE_AFTER.match(after) or _TIME_AFTER.match(after):
+            if _at_end(_DATE_BEFORE, before, _DATE_REACH) or _DATE_AFTER.match(after) or _TIME_AFTER.match(after):
                 return None
             if _ORDINAL_AFTER.match(text[end: end + 3]):
                 return None
             # a number inside a name: "Desk 88", "Executive Order 14019"
-            pw = _WORD_BEFORE.search(before)
-            if pw and pw.group(1)[0].isupper() and not _QUAL_RE.search(before) and not _after_mark(before, pw.group(1)) and before.strip() != pw.group(1):
+            pw = _word_before(before)
+            if pw and pw.group(1)[0].isupper() and not _at_end(_QUAL_RE, before, _QUAL_REACH) and not _after_mark(before, pw.group(1)) and before.strip() != pw.group(1):
                 return None
-            if _NUMBER_SIGN_BEFORE.search(before):
+            if _at_end(_NUMBER_SIGN_BEFORE, before, _NUMBER_SIGN_REACH):
                 return None
         else:
-            if low == "one" and not _QUAL_RE.search(before) and not _ONE_UNIT_AFTER.match(after):
+            if low == "one" and not _at_end(_QUAL_RE, before, _QUAL_REACH) and not _ONE_UNIT_AFTER.match(after):
                 return None
-        if _AGE_AFTER.match(after) or (_AGE_BEFORE.search(before) and not _LETTER_AFTER.match(after) and not sc):
+        if _AGE_AFTER.match(after) or (_at_end(_AGE_BEFORE, before, _AGE_REACH) and not _LETTER_AFTER.match(after) and not sc):
             return None
         if sc:
             value *= _SCALE[sc]
@@ -327,7 +357,7 @@ def _one(text: str, m: re.Match[str], ps: int, pe: int) -> dict | None:
                         after = text[end: min(pe, end + 80)]
     # ranges: "between 5 and 10", "5 to 10", "5-10"
     rm = _RANGE_AFTER.match(after)
-    if rm and (value is not None) and (_BETWEEN_BEFORE.search(before) or not _AND_AFTER.match(after)):
+    if rm and (value is not None) and (_at_end(_BETWEEN_BEFORE, before, _BETWEEN_REACH) or not _AND_AFTER.match(after)):
         hi = _parse_number(rm.group(2))
         if hi is not None:
             sc2 = (rm.group(3) or "").strip().lower()
@@ -348,8 +378,8 @@ def _one(text: str, m: re.Match[str], ps: int, pe: int) -> dict | None:
                         end += um.end()
                         after = text[end: min(pe, end + 80)]
     # qualifier before
-    qm = _QUAL_RE.search(before)
-    if value_max is not None and _BETWEEN_BEFORE.search(before):
+    qm = _at_end(_QUAL_RE, before, _QUAL_REACH)
+    if value_max is not None and _at_end(_BETWEEN_BEFORE, before, _BETWEEN_REACH):
         start -= len(before) - before.lower().rfind("between")
     elif qm:
         q = qm.group(1).lower()
@@ -375,7 +405,7 @@ def _one(text: str, m: re.Match[str], ps: int, pe: int) -> dict | None:
             end += words[-1][1]
         elif (
             not m.group("vague") and value is not None and not m.group("times") and not qualifier
-            and not _FRAME_BEFORE.search(before)
+            and not _at_end(_FRAME_BEFORE, before, _FRAME_REACH)
         ):
             return None  # a bare number is kept only when a qualifier or a comparison frames it
     elif obj is None and unit is not None and (unit == "percent" or unit.startswith("currency:")):

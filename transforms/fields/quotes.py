@@ -390,6 +390,7 @@ def _verb_base(v: str) -> str:
 def extract(text: str, paras: list[tuple[int, int]], index: EntityIndex) -> list[dict]:
     spans = _find_spans(text, paras)
     top = [s for s in spans if not s.nested]
+    nested = [s for s in spans if s.nested]  # (in the order of spans)
     res = _Resolver(text, paras, index)
     res.set_quotes(sorted((t.start, t.end) for t in top))
     rows: list[dict] = []
@@ -503,8 +504,8 @@ def extract(text: str, paras: list[tuple[int, int]], index: EntityIndex) -> list
         rows.append(_row(text, sp, attr, q))
         done_rows.append(rows[-1])
         # quotes nested in this one that are introduced by a verb ("chanting “Iran Out!”")
-        for ns in spans:
-            if ns.nested and sp.start <= ns.start and ns.end <= sp.end:
+        for ns in nested:
+            if sp.start <= ns.start and ns.end <= sp.end:
                 lead = text[max(sp.start, ns.start - 30): ns.start - 1]
                 vm = _CHANT_END.search(lead)
                 if vm:
