@@ -615,15 +615,23 @@ def _lower_word_in(text: str, word: str) -> bool:
     neither a word character nor ’ ' - (_LOWER_WORD matches such a place, and only there)."""
     if len(word) < 2 or not (word.isascii() and word.isalpha() and word.islower()):
         return False
+    return _written_alone(text, word, "_’'.-", "_’'-")
+
+
+def _written_alone(text: str, word: str, not_before: str, not_after: str) -> bool:
+    """`word` occurs in `text` with no letter or digit on either side, nor one of `not_before` just
+    before it, nor one of `not_after` just after it."""
     n = len(word)
     i = text.find(word)
     while i >= 0:
         before = text[i - 1] if i else " "
         after = text[i + n: i + n + 1] or " "
-        if not (before.isalnum() or before in "_’'.-" or after.isalnum() or after in "_’'-"):
+        if not (before.isalnum() or before in not_before or after.isalnum() or after in not_after):
             return True
         i = text.find(word, i + 1)
     return False
+
+
 _LIST_LINE = re.compile(r"[A-Z0-9][\w’'.&!/-]*(?:[ ,/&]+(?:and\s+)?[A-Z0-9][\w’'.&!/-]*){0,8}\s*(?:,\s*)?(?:“[^”]{1,60}”|\"[^\"]{1,60}\")?\s*(?:[–—-]\s*[A-Z]+)?")
 _CREDIT = re.compile(r"(?i)appeared originally|originally appeared|originally published|can be reached|contributed to this report|reporting by|copyright|all rights reserved|©|\bhttps?://")
 # a part of each of _CREDIT's phrases (one each at least) that only its own letters in either case
@@ -672,15 +680,9 @@ def _title_word_in(text: str, word: str) -> bool:
     in `text` with no word character (\\w: a letter, a digit or "_") on either side."""
     if not _TITLE_WORD_FULL.fullmatch(word):
         return False
-    n = len(word)
-    i = text.find(word)
-    while i >= 0:
-        before = text[i - 1] if i else " "
-        after = text[i + n: i + n + 1] or " "
-        if not (before.isalnum() or before == "_" or after.isalnum() or after == "_"):
-            return True
-        i = text.find(word, i + 1)
-    return False
+    return _written_alone(text, word, "_", "_")
+
+
 _ACRONYM_DEF = re.compile(r"\(\s*([A-Z][A-Za-z&]{1,9})\s*\)")
 _ACRONYM_AFTER = re.compile(r"[”\"]?\s*\(\s*([A-Z][A-Za-z&]{1,9})\s*\)")
 _QUOTED_ACRONYM = re.compile(r"[”\"]\s*\(\s*([A-Z][A-Za-z&]{1,9})\s*\)")
