@@ -41,6 +41,7 @@ from flows.pipeline import (
     BatchFrames,
     Fetched,
     IngestReport,
+    Planned,
     extract_batch,
     finish_counts,
     plan_candidates,
@@ -806,21 +807,156 @@ async def _collect(settings: Settings, request: BackfillRequest, sources: list[S
 async def _work(settings: Settings, request: BackfillRequest, todo: list[PartitionPlan], steps: Any,
                 report: BackfillReport, stop: Callable[[], bool],
                 notify: Callable[[str, dict[str, Any]], None], stored: StoredPages, extractor: Extractor) -> None:
+    """Work the partitions to run in groups of ``request.parallel``, all through one pipeline.
+
+    Batches never span two groups, and the next group's batches follow in the same pipeline, so the
+    cores never wait at a group boundary. Partition states are saved with each warehouse write
+    (``load_batch_size`` URLs, or ``load_interval`` seconds): a group is running once its first batch
+    has started and done (or failed) once its last batch is stored; a stopped run leaves its
+    unfinished groups pending."""
     force = request.reprocess == "all" or request.origin == "raw"
     retry = TRANSIENT_OUTCOMES if request.reprocess == "missing" else frozenset(
         TRANSIENT_OUTCOMES | {"http_404", "http_410", "not_html", "no_text", "not_article", "too_large",
                               "extract_error", "decode_error", "timeout"})
     stored_steps = dataclasses.replace(steps, extract=_as_step(steps.extract, extract_stored(stored)))
-    async with Fetcher(settings) as fetcher:
-        for start in range(0, len(todo), request.parallel):
-            if stop():
-                report.stopped = True
-                break
-            chunk = todo[start : start + request.parallel]
-            await _work_chunk(settings, request, chunk, steps, stored_steps, report, stop, notify, fetcher, stored,
-                              extractor, force, retry)
-            if report.stopped:
-                break
+    groups = [todo[i : i + request.parallel] for i in range(0, len(todo), request.parallel)]
+    work = _GroupWork(settings, request, groups, report, notify)
+    for plan in todo:
+        for candidate, result, _hint in plan.items:
+            work.owner[candidate.url] = plan.key
+            if result is not None:
+                stored.results[candidate.url] = result
+    planned = plan_candidates([candidate for plan in todo for candidate, _result, _hint in plan.items])
+    report.counts["discovered"] += len(planned)
+    known_report = IngestReport(report.run_id)
+    queue, decided, known_canon = triage(settings, planned, known_report, retry, force=force)
+    report.counts["known"] += known_report.counts.get("known", 0)
+    decided_urls = {row["url"] for row in decided}
+    queued_urls = {p.candidate.url for p in queue}
+    for p in planned:
+        if p.candidate.url not in decided_urls and p.candidate.url not in queued_urls:
+            work.counts[work.owner[p.candidate.url]]["known"] += 1  # settled by an earlier run
+        if p.candidate.url not in queued_urls:
+            stored.results.pop(p.candidate.url, None)  # known, or a repeat within the run: not read
+    seen: set[str] = set() if force else set(known_canon)
+    try:
+        # pages at hand (WARC records, stored pages) first, then pages to fetch (sitemaps)
+        at_hand = [p for p in queue if p.candidate.url in stored.results]
+        on_web = [p for p in queue if p.candidate.url not in stored.results]
+        finished = True
+        cuts = [work.cut(at_hand), work.cut(on_web)]  # both cut first: a group ends when all its batches are written
+        async with Fetcher(settings) as fetcher:
+            for part, (batches, owners), part_steps, source in ((at_hand, cuts[0], stored_steps, stored),
+                                                                (on_web, cuts[1], steps, fetcher)):
+                if not finished or not (part or decided):
+                    continue
+                work.batch_group = owners
+                finished = await process_queue(
+                    settings, part_steps, source, extractor, part, decided, report, seen, lambda m: log.info(m),
+                    stop, work.tally, batches=batches, on_start=work.started, on_write=work.written)
+                decided = []
+    finally:
+        stored.clear()
+    work.finish(finished)
+    if not finished:
+        report.stopped = True
+
+
+class _GroupWork:
+    """Partition bookkeeping for ``_work``: which batch belongs to which group, outcomes per
+    partition, and the partition rows saved as groups start and finish."""
+
+    def __init__(self, settings: Settings, request: BackfillRequest, groups: list[list[PartitionPlan]],
+                 report: BackfillReport, notify: Callable[[str, dict[str, Any]], None]) -> None:
+        self.settings, self.request, self.groups, self.report, self.notify = settings, request, groups, report, notify
+        self.owner: dict[str, tuple[str, str]] = {}
+        self.group_of = {plan.key: g for g, group in enumerate(groups) for plan in group}
+        self.counts: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+        self.outcomes: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+        self.batch_group: list[int] = []  # of the current pipeline's batches
+        self.left: Counter[int] = Counter()  # batches not yet written, per group
+        self.started_at: dict[int, datetime] = {}
+        self.closed: set[int] = set()  # groups whose partitions were saved as finished
+        self.running: set[int] = set()  # groups whose partitions were saved as running
+
+    def cut(self, queue: list[Planned]) -> tuple[list[list[Planned]], list[int]]:
+        """``queue`` in batches of ``batch_size`` that never span two groups (in group order), and the
+        group of each batch."""
+        per_group: dict[int, list[Planned]] = defaultdict(list)
+        for p in queue:
+            per_group[self.group_of[self.owner[p.candidate.url]]].append(p)
+        size = self.settings.batch_size
+        batches: list[list[Planned]] = []
+        owners: list[int] = []
+        for g in sorted(per_group):
+            items = per_group[g]
+            for i in range(0, len(items), size):
+                batches.append(items[i : i + size])
+                owners.append(g)
+                self.left[g] += 1
+        return batches, owners
+
+    def started(self, index: int) -> None:
+        if index < len(self.batch_group):
+            self.started_at.setdefault(self.batch_group[index], datetime.now(UTC))
+
+    def tally(self, frames: BatchFrames) -> None:
+        for url, outcome in zip(frames.outcomes["url"].to_list(), frames.outcomes["outcome"].to_list(), strict=True):
+            key = self.owner.get(url)
+            if key is not None:
+                self.outcomes[key][outcome] += 1
+        self.notify("batch", {"loaded": int((frames.outcomes["outcome"] == "loaded").sum()),
+                              "settled": frames.outcomes.height})
+
+    def written(self, indexes: list[int]) -> None:
+        """After a warehouse write: the groups whose last batch it stored are finished; those started
+        since the last write are running."""
+        done = []
+        for index in indexes:
+            if index < len(self.batch_group):
+                g = self.batch_group[index]
+                self.left[g] -= 1
+                if self.left[g] == 0:
+                    done.append(g)
+        self._save(done, "finished")
+        self._save([g for g in self.started_at if g not in self.closed and g not in self.running], "running")
+
+    def _save(self, groups: list[int], state: str) -> None:
+        """Save the partitions of ``groups`` as ``state``: finished (done, or failed when a transient
+        outcome is left to retry), running, or pending (started, not finished, run stopped)."""
+        rows, finished = [], []
+        now = datetime.now(UTC)
+        for g in groups:
+            if g in self.closed:
+                continue
+            if state == "finished":
+                self.closed.add(g)
+            elif state == "running":
+                self.running.add(g)
+            for plan in self.groups[g]:
+                got = self.outcomes[plan.key]
+                saved = state
+                if state == "finished":
+                    saved = "failed" if any(o in TRANSIENT_OUTCOMES for o in got) else "done"
+                row = _partition_row(plan, self.request.origin, saved, self.report.run_id, self.counts[plan.key], got,
+                                     self.started_at.get(g, now), now if state == "finished" else None)
+                rows.append(row)
+                if state == "finished":
+                    finished.append(row)
+        _save_partitions(self.settings, rows)
+        for row in finished:
+            self.notify("partition", row)
+
+    def finish(self, finished: bool) -> None:
+        """At the end: every group left open is done when the run finished (groups with nothing to
+        work); when it stopped, the groups started but not written go back to pending."""
+        if finished:
+            now = datetime.now(UTC)
+            for g in range(len(self.groups)):
+                self.started_at.setdefault(g, now)
+            self._save([g for g in range(len(self.groups)) if g not in self.closed], "finished")
+        else:
+            self._save([g for g in self.started_at if g not in self.closed], "pending")
 
 
 def _as_step(original: Any, fn: Callable[..., Awaitable[Any]]) -> Any:
@@ -838,77 +974,6 @@ def _as_step(original: Any, fn: Callable[..., Awaitable[Any]]) -> Any:
         return await step(*(quote(a) for a in args))
 
     return call
-
-
-async def _work_chunk(settings: Settings, request: BackfillRequest, chunk: list[PartitionPlan], steps: Any,
-                      stored_steps: Any, report: BackfillReport, stop: Callable[[], bool],
-                      notify: Callable[[str, dict[str, Any]], None],
-                      fetcher: Fetcher, stored: StoredPages, extractor: Extractor, force: bool,
-                      retry: frozenset[str]) -> None:
-    started = datetime.now(UTC)
-    owner: dict[str, tuple[str, str]] = {}
-    counts: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
-    outcomes: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
-    candidates: list[Candidate] = []
-    for plan in chunk:
-        for candidate, result, _hint in plan.items:
-            owner[candidate.url] = plan.key
-            candidates.append(candidate)
-            if result is not None:
-                stored.results[candidate.url] = result
-    _save_partitions(settings, [_partition_row(p, request.origin, "running", report.run_id, Counter(), Counter(),
-                                               started, None) for p in chunk])
-    planned = plan_candidates(candidates)
-    report.counts["discovered"] += len(planned)
-    before_known = report.counts.get("known", 0)
-    known_report = IngestReport(report.run_id)
-    queue, decided, known_canon = triage(settings, planned, known_report, retry, force=force)
-    # known URLs: count them against their partitions
-    decided_urls = {row["url"] for row in decided}
-    queued_urls = {p.candidate.url for p in queue}
-    for p in planned:
-        if p.candidate.url not in decided_urls and p.candidate.url not in queued_urls:
-            counts[owner[p.candidate.url]]["known"] += 1
-            stored.results.pop(p.candidate.url, None)
-    report.counts["known"] = before_known + known_report.counts.get("known", 0)
-    for p in planned:  # dropped as repeats within the batch: their stored page is not needed
-        if p.outcome is not None:
-            stored.results.pop(p.candidate.url, None)
-    on_web = [p for p in queue if p.candidate.url not in stored.results]
-    prefetched = [p for p in queue if p.candidate.url in stored.results]
-
-    def tally(frames: BatchFrames) -> None:
-        for url, outcome in zip(frames.outcomes["url"].to_list(), frames.outcomes["outcome"].to_list(), strict=True):
-            key = owner.get(url)
-            if key is not None:
-                outcomes[key][outcome] += 1
-        notify("batch", {"loaded": int((frames.outcomes["outcome"] == "loaded").sum()),
-                         "settled": frames.outcomes.height})
-
-    seen: set[str] = set() if force else set(known_canon)
-    finished = True
-    if prefetched or decided:
-        finished = await process_queue(settings, stored_steps, stored, extractor, prefetched, decided, report, seen,
-                                       lambda m: log.info(m), stop, tally)
-        decided = []
-    if finished and on_web:
-        finished = await process_queue(settings, steps, fetcher, extractor, on_web, decided, report, seen,
-                                       lambda m: log.info(m), stop, tally)
-    stored.clear()
-    done_at = datetime.now(UTC)
-    rows = []
-    for plan in chunk:
-        state = "done" if finished else "pending"
-        got = outcomes[plan.key]
-        if finished and any(o in TRANSIENT_OUTCOMES for o in got):
-            state = "failed"
-        rows.append(_partition_row(plan, request.origin, state, report.run_id, counts[plan.key], got, started,
-                                   done_at if finished else None))
-    _save_partitions(settings, rows)
-    for row in rows:
-        notify("partition", row)
-    if not finished:
-        report.stopped = True
 
 
 def partition_status(settings: Settings) -> tuple[list[str], list[tuple[Any, ...]]]:

@@ -517,7 +517,9 @@ async def process_queue(settings: Settings, steps: Any, fetcher: PageSource, ext
                         seen_articles: set[str], say: Callable[[str], None],
                         stop: Callable[[], bool] | None = None,
                         on_batch: Callable[[BatchFrames], None] | None = None,
-                        window: int = 2) -> bool:
+                        window: int = 2, batches: list[list[Planned]] | None = None,
+                        on_start: Callable[[int], None] | None = None,
+                        on_write: Callable[[list[int]], None] | None = None) -> bool:
     """Fetch, extract, transform and load ``queue`` in batches.
 
     Up to ``window`` batches are in flight: while one batch is transformed here, the next is
@@ -527,8 +529,13 @@ async def process_queue(settings: Settings, steps: Any, fetcher: PageSource, ext
     end (every write of the warehouse ends with a checkpoint whose cost barely depends on its size,
     so fewer, larger writes are much cheaper). Their pages stay in the page cache until then.
     Returns False when ``stop()`` asked to stop (batches already started are finished and loaded
-    first)."""
-    batches = [queue[i : i + settings.batch_size] for i in range(0, len(queue), settings.batch_size)]
+    first).
+
+    ``batches`` replaces the even cut of ``queue`` (a backfill cuts at partition-group boundaries);
+    ``on_start(i)`` is called as batch ``i`` is started, and ``on_write(indexes)`` after each write
+    with the indexes of the batches it stored."""
+    if batches is None:
+        batches = [queue[i : i + settings.batch_size] for i in range(0, len(queue), settings.batch_size)]
     if decided_rows and not batches:
         batches = [[]]
 
@@ -536,8 +543,13 @@ async def process_queue(settings: Settings, steps: Any, fetcher: PageSource, ext
         fetched = await steps.fetch(fetcher, batch)
         return fetched, await steps.extract(extractor, fetched)
 
+    def start(index: int) -> asyncio.Future[tuple[list[Fetched], list[dict[str, Any]]]]:
+        if on_start is not None:
+            on_start(index)
+        return asyncio.ensure_future(produce(batches[index]))
+
     in_flight: collections.deque[asyncio.Future[tuple[list[Fetched], list[dict[str, Any]]]]] = collections.deque(
-        asyncio.ensure_future(produce(b)) for b in batches[:window]
+        start(i) for i in range(min(window, len(batches)))
     )
     waiting: list[tuple[int, BatchFrames]] = []
     last_write = time.monotonic()
@@ -556,7 +568,10 @@ async def process_queue(settings: Settings, steps: Any, fetcher: PageSource, ext
                 on_batch(frames)
             say(f"batch {index + 1}/{len(batches)}: {batch_outcomes.get('loaded', 0)} loaded, "
                 f"{sum(batch_outcomes.values())} URLs settled")
+        written = [index for index, _ in waiting]
         waiting.clear()
+        if on_write is not None:
+            on_write(written)
 
     started = len(in_flight)
     stopped = False
@@ -570,7 +585,7 @@ async def process_queue(settings: Settings, steps: Any, fetcher: PageSource, ext
                 if stop and stop():
                     stopped = True
                 else:
-                    in_flight.append(asyncio.ensure_future(produce(batches[started])))
+                    in_flight.append(start(started))
                     started += 1
             frames = steps.transform(fetched, extracted, report.run_id, settings, seen_articles)
             del fetched, extracted

@@ -273,7 +273,8 @@ def test_backfill_flow_runs_under_prefect(tmp_path, warc_file, prefect_harness):
 def _cli_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
     env.update({"PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                "NEWSDESK_WORKERS": "1", "NEWSDESK_BATCH_SIZE": "5", "NO_COLOR": "1"})
+                "NEWSDESK_WORKERS": "1", "NEWSDESK_BATCH_SIZE": "5", "NEWSDESK_LOAD_BATCH_SIZE": "5",
+                "NO_COLOR": "1"})  # a write per batch: partitions finish one by one, so a kill lands mid-run
     return env
 
 
@@ -384,3 +385,42 @@ def test_backfill_overlapping_the_scheduled_ingest_duplicates_nothing(site, tmp_
     after = end_state(s.warehouse)
     assert after["articles"] == before["articles"] and after["outcomes"] == before["outcomes"]
     assert rows(s.warehouse, "SELECT count(*) FROM backfill_partitions WHERE state = 'done'")[0][0] > 0
+
+
+def test_partitions_are_done_exactly_when_all_their_urls_are_stored(tmp_path, warc_file, records):
+    """Partitions go through one pipeline in groups of --parallel: a stop part-way leaves every
+    partition whose URLs are all stored done, every started one that is not pending, none running."""
+    from flows.backfill import BackfillRequest, run_backfill
+    from flows.clean import url_date
+
+    wh = str(tmp_path / "w.duckdb")
+    finished: list[dict] = []
+
+    def progress(event: str, data: dict) -> None:
+        if event == "partition":
+            finished.append(data)
+
+    request = BackfillRequest(since=date(2020, 1, 1), until=date(2020, 12, 31), origin="warc", warc=[str(warc_file)],
+                              parallel=2)
+    settings = settings_for(wh, batch_size=3, load_batch_size=3)
+    report = asyncio.run(run_backfill(settings, request, [], stop=lambda: len(finished) >= 6, progress=progress))
+    assert report.stopped and report.status == "stopped"
+    states = dict(((s, d), st) for s, d, st in rows(wh, "SELECT source, day, state FROM backfill_partitions"))
+    assert "running" not in states.values()
+    done = {k for k, st in states.items() if st == "done"}
+    day_of = {url: url_date(url) or crawled.date().isoformat() for url, _, crawled in records}
+    planted = {d for d in day_of.values() if "2020-01-01" <= d <= "2020-12-31"}
+    assert 6 <= len(done) < len(planted), "the run stopped part-way"
+    stored = {u for (u,) in rows(wh, "SELECT url FROM url_outcomes")}
+    for source, day in states:
+        urls = {u for u, d in day_of.items() if d == day}
+        if (source, day) in done:
+            assert urls <= stored, f"partition {day} is done but not all of its URLs are stored"
+        else:
+            assert not urls <= stored or not urls, f"partition {day} has every URL stored but is not done"
+    # the rest of the run finishes it, and the end state is that of an uninterrupted run
+    asyncio.run(run_backfill(settings, request, []))
+    reference = str(tmp_path / "reference.duckdb")
+    asyncio.run(run_backfill(settings_for(reference, batch_size=3, load_batch_size=3), request, []))
+    assert end_state(wh)["articles"] == end_state(reference)["articles"]
+    assert {st for (st,) in rows(wh, "SELECT state FROM backfill_partitions")} == {"done"}

@@ -81,7 +81,7 @@ def _cached(name: str, build: Callable[[], T]) -> T:
         try:
             with path.open("rb") as handle:
                 value: Any = pickle.load(handle)
-            return value  # type: ignore[no-any-return]
+            return value
         except Exception:  # noqa: BLE001 - missing, stale or damaged: rebuild
             pass
     value = build()
