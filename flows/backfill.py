@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 import duckdb
 import httpx
 
+from flows import zcodec
 from flows.clean import EXTRACTOR_VERSION, Extractor, url_date
 from flows.config import Settings
 from flows.discover import Candidate, discover_source
@@ -65,6 +66,8 @@ UNDATED = "undated"
 WARC_MAX_RECORD = 20 * 1024 * 1024
 
 
+_READ_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, EOFError, *zcodec.ERRORS)
+_STORED_ERRORS: tuple[type[BaseException], ...] = (ValueError, EOFError, *zcodec.ERRORS)
 STOP = threading.Event()  # set by a signal handler: stop cleanly after the current batch
 
 
@@ -337,7 +340,7 @@ class WarcPage(PendingPage):
             if record is None:
                 raise ValueError("record not found")
             _url, status, ctype, crawled, body = record
-        except (OSError, ValueError, EOFError, zlib.error) as exc:
+        except _READ_ERRORS as exc:
             return FetchResult(self.url, self.url, "decode_error", None,
                                detail=f"WARC record unreadable on the second read: {exc}"[:300],
                                fetched_at=self.crawled or datetime.now(UTC)), None
@@ -361,7 +364,7 @@ class StoredBody(PendingPage):
     def read(self, files: _Files) -> tuple[FetchResult, bytes | None]:
         try:
             body = stored_body(self.body_gz)
-        except (ValueError, EOFError, zlib.error) as exc:
+        except _STORED_ERRORS as exc:
             return FetchResult(self.url, self.final_url, "decode_error", None, detail=f"stored page unreadable: {exc}",
                                fetched_at=self.fetched_at), None
         return FetchResult(self.url, self.final_url, "ok", 200, headers=self.headers, body=body, attempts=0,
@@ -375,8 +378,8 @@ def stored_body(body_gz: bytes) -> bytes:
     ``pages.headers``). A zlib stream never starts with the gzip magic, and a gzip stream holds a WARC
     record exactly when it starts with ``WARC/``, so the bytes tell the forms apart."""
     if body_gz[:3] != _GZIP_MAGIC:
-        return zlib.decompress(body_gz)
-    head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(body_gz, 8)
+        return zcodec.decompress(body_gz)
+    head = zcodec.decompressobj(16 + zcodec.MAX_WBITS).decompress(body_gz, 8)
     if not head.startswith(b"WARC/"):
         return gunzip_bounded(body_gz, WARC_MAX_RECORD + 65536)
     record, _alone = _member_record(body_gz, 0)
@@ -407,7 +410,7 @@ def _member_record(member: bytes, index: int) -> tuple[Record | None, bool]:
     """Record ``index`` of one gzip member, and whether it is the member's only record."""
     from warcio.archiveiterator import ArchiveIterator
 
-    decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    decoder = zcodec.decompressobj(16 + zcodec.MAX_WBITS)
     data = decoder.decompress(member, WARC_MAX_RECORD + 65536)
     if decoder.unconsumed_tail:
         raise ValueError("record over the size cap")
@@ -461,7 +464,7 @@ def _gzip_members(stream: BinaryIO, problems: Counter[str], keep: bool = False) 
             base += at
             buf = buf[at:]
             continue
-        decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        decoder = zcodec.decompressobj(16 + zcodec.MAX_WBITS)
         parts: list[bytes] = []
         size = 0
         pos = 0
@@ -478,7 +481,7 @@ def _gzip_members(stream: BinaryIO, problems: Counter[str], keep: bool = False) 
                 parts.append(out)
                 if decoder.unconsumed_tail:
                     raise zlib.error("record over the size cap")
-        except zlib.error as exc:
+        except zcodec.ERRORS as exc:
             problems["corrupt_record"] += 1
             log.warning("WARC: skipping a corrupt gzip member (%s)", exc)
             base += 1
@@ -511,7 +514,7 @@ def _warc_records(stream: BinaryIO, problems: Counter[str], keep: bool) -> Itera
     try:
         for record in ArchiveIterator(stream, check_digests=False):
             yield record, None
-    except (ArchiveLoadFailed, ValueError, zlib.error, EOFError) as exc:
+    except (ArchiveLoadFailed, ValueError, EOFError, *zcodec.ERRORS) as exc:
         problems["corrupt_record"] += 1
         log.warning("WARC: unreadable record in an uncompressed file (%s); the rest of it is skipped", exc)
 
@@ -544,7 +547,7 @@ def read_warc_records(location: str, settings: Settings, source: str, hosts: lis
                     continue
                 if wanted_hosts and (urlsplit(url).hostname or "").lower() not in wanted_hosts:
                     continue
-            except (ArchiveLoadFailed, ValueError, zlib.error, EOFError) as exc:
+            except (ArchiveLoadFailed, ValueError, EOFError, *zcodec.ERRORS) as exc:
                 problems["corrupt_record"] += 1
                 log.warning("WARC %s: skipping a corrupt record (%s)", location, exc)
                 continue

@@ -23,6 +23,7 @@ from urllib.robotparser import RobotFileParser
 import httpcore
 import httpx
 
+from flows import zcodec
 from flows.config import Settings
 from flows.netguard import BlockedAddress, GuardedBackend, HostAllowList, literal_blocked_reason
 from flows.urls import host_of
@@ -115,7 +116,7 @@ class _DeflateAuto:
                 return b""
             data, self._head = self._head, b""
             zlib_wrapped = (data[0] & 0x0F) == 8 and int.from_bytes(data[:2], "big") % 31 == 0
-            self._obj = zlib.decompressobj(zlib.MAX_WBITS if zlib_wrapped else -zlib.MAX_WBITS)
+            self._obj = zcodec.decompressobj(zcodec.MAX_WBITS if zlib_wrapped else -zcodec.MAX_WBITS)
         out: bytes = self._obj.decompress(data, max_length)
         self.unconsumed_tail = self._obj.unconsumed_tail
         return out
@@ -133,7 +134,7 @@ class _GzipMembers:
     """gzip that continues into further members, as concatenated gzip files decode."""
 
     def __init__(self) -> None:
-        self._obj: Any = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._obj: Any = zcodec.decompressobj(16 + zcodec.MAX_WBITS)
         self.unconsumed_tail = b""
 
     def decompress(self, data: bytes, max_length: int) -> bytes:
@@ -141,7 +142,7 @@ class _GzipMembers:
         self.unconsumed_tail = self._obj.unconsumed_tail
         while self._obj.eof and self._obj.unused_data and not self.unconsumed_tail:
             rest = self._obj.unused_data
-            self._obj = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            self._obj = zcodec.decompressobj(16 + zcodec.MAX_WBITS)
             room = max_length - len(out)
             if room <= 0:
                 self.unconsumed_tail = rest
@@ -549,7 +550,7 @@ class Fetcher:
                     return base
                 base.outcome, base.detail = "too_large", f"over {limit} bytes decoded"
                 return base
-            except zlib.error as exc:
+            except zcodec.ERRORS as exc:
                 base.outcome, base.detail = "decode_error", f"bad {','.join(encodings)} stream: {exc}"
                 return base
             base.body = b"".join(chunks)
@@ -569,7 +570,7 @@ def classify_page(result: FetchResult, limit: int) -> FetchResult:
         except TooLarge:
             result.outcome, result.detail, result.body = "too_large", "gzip body over the size cap", None
             return result
-        except zlib.error:
+        except zcodec.ERRORS:
             result.outcome, result.detail, result.body = "not_html", "corrupt gzip body", None
             return result
         result.body_gzip, result.body = result.body, body

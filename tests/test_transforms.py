@@ -38,3 +38,30 @@ def test_language_when_every_page_declares_one_or_none_does() -> None:
     assert detected["language"].to_list() == ["de", "en"]
     empty = build_articles(pl.DataFrame([], schema=EXTRACTED_SCHEMA))
     assert empty.height == 0 and "language" in empty.columns
+
+
+def test_pages_parsed_ahead_give_what_trafilatura_would_parse(tmp_path):
+    """``html_tree`` parses clean UTF-8 pages itself; pages that need trafilatura's repairs go to it as
+    text. Either way the extraction is the same as trafilatura's from the text."""
+    import trafilatura
+
+    from flows.clean import decode_html, html_tree
+
+    body_text = "".join(f"<p>Paragraph {i} of a page about the council budget and its critics.</p>" for i in range(30))
+    clean = f"<!DOCTYPE html><html><head><title>T</title></head><body><article>{body_text}</article></body></html>"
+    pages = {
+        "clean": clean.encode(),
+        "control characters": clean.replace("Paragraph 3", "Paragraph\x0b 3").encode(),
+        "xhtml doctype": clean.replace("<!DOCTYPE html>", '<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Strict//EN" '
+                                       '"http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd">').encode(),
+        "latin-1": clean.replace("budget", "budg\u00e9t").encode("latin-1"),
+    }
+    taken = {}
+    for name, body in pages.items():
+        text, encoding = decode_html(body)
+        parsed = html_tree(body, text, encoding)
+        taken[name] = not isinstance(parsed, str)
+        ours = trafilatura.extract(parsed, favor_precision=True)
+        theirs = trafilatura.extract(text, favor_precision=True)
+        assert ours == theirs and "council budg" in (ours or ""), name
+    assert taken == {"clean": True, "control characters": False, "xhtml doctype": False, "latin-1": False}
