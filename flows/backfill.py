@@ -85,7 +85,7 @@ class BackfillRequest:
     hosts: list[str] = field(default_factory=list)  # WARC host filter
     reprocess: str = "missing"
     newest_first: bool = False
-    parallel: int = 4  # partitions worked at once
+    parallel: int = 4  # partitions worked at once (a group; groups follow each other through one pipeline)
     dry_run: bool = False
     include_undated: bool = True
     outdated_only: bool = False  # raw: only rows made by older extractor/transform versions

@@ -364,7 +364,7 @@ def backfill(
     host: Annotated[list[str] | None, typer.Option("--host", help="Only WARC records for this host (repeatable).")] = None,
     reprocess: Annotated[str, typer.Option("--reprocess", help="missing (skip done partitions), failed (also redo failed ones) or all.")] = "missing",
     newest_first: Annotated[bool, typer.Option("--newest-first", help="Work the newest partitions first.")] = False,
-    parallel: Annotated[int, typer.Option("--parallel", help="Partitions worked at once.")] = 4,
+    parallel: Annotated[int, typer.Option("--parallel", help="Partitions worked at once: groups of N, in order, through one pipeline.")] = 4,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the partitions and what would be done; change nothing.")] = False,
     deployment: Annotated[bool, typer.Option("--deployment", help="Submit flow runs to the Prefect 'backfill' deployment instead of running here (needs PREFECT_API_URL).")] = False,
     chunk_days: Annotated[int, typer.Option("--chunk-days", help="With --deployment: days per submitted flow run.")] = 7,
