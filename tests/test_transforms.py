@@ -65,3 +65,25 @@ def test_pages_parsed_ahead_give_what_trafilatura_would_parse(tmp_path):
         theirs = trafilatura.extract(text, favor_precision=True)
         assert ours == theirs and "council budg" in (ours or ""), name
     assert taken == {"clean": True, "control characters": False, "xhtml doctype": False, "latin-1": False}
+
+
+def test_license_search_is_off_only_inside_newsdesk_extraction():
+    """newsdesk stores no license, so its extraction skips trafilatura's license search; trafilatura
+    used directly, before and after, still finds one."""
+    import trafilatura
+    import trafilatura.metadata
+
+    from flows.clean import _license_search_off, extract_page
+
+    paragraphs = "".join(f"<p>Paragraph {i} says the council met and voted on the budget.</p>" for i in range(20))
+    page = (f"<html><head><title>Budget vote</title></head><body><article>{paragraphs}</article>"
+            '<footer><a rel="license" href="https://creativecommons.org/licenses/by-sa/4.0/">CC BY-SA</a></footer>'
+            "</body></html>")
+    original = trafilatura.metadata.extract_license
+    assert trafilatura.bare_extraction(page, with_metadata=True).license == "CC BY-SA 4.0"
+    with _license_search_off():
+        assert trafilatura.bare_extraction(page, with_metadata=True).license is None
+    row = extract_page({"url": "https://example.org/2024/01/02/budget", "body": page.encode()})
+    assert "council met" in row["text"] and row["title"] == "Budget vote"
+    assert trafilatura.metadata.extract_license is original
+    assert trafilatura.bare_extraction(page, with_metadata=True).license == "CC BY-SA 4.0"
