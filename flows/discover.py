@@ -17,12 +17,9 @@ from urllib.parse import urljoin
 import feedparser
 from lxml import etree
 
-from flows import zcodec
-from flows.fetch import Fetcher, FetchResult, TooLarge, gunzip_bounded
+from flows.fetch import GUNZIP_ERRORS, Fetcher, FetchResult, gunzip_bounded
 from flows.sources import Source
 from flows.urls import host_of
-
-_GZIP_ERRORS: tuple[type[BaseException], ...] = (TooLarge, *zcodec.ERRORS)
 
 __all__ = ["Candidate", "Discovery", "discover_source", "parse_feed", "parse_sitemap", "parse_url_list",
            "parse_datetime", "read_sitemap", "SitemapDoc", "declares_entities", "plausible_date"]
@@ -331,7 +328,7 @@ async def discover_source(
         return disc
     try:
         body = _maybe_gunzip(first, limit)
-    except _GZIP_ERRORS as exc:
+    except GUNZIP_ERRORS as exc:
         disc.status, disc.detail = "bad_feed", f"cannot decompress: {exc or 'over the size cap'}"
         return disc
     if source.kind == "rss":
@@ -369,7 +366,7 @@ async def _walk_sitemaps(fetcher: Fetcher, source: Source, first_url: str, body:
                 continue
             try:
                 data = _maybe_gunzip(result, MAX_SITEMAP_BYTES)
-            except _GZIP_ERRORS as exc:
+            except GUNZIP_ERRORS as exc:
                 errors.append(f"{url}: cannot decompress ({exc or 'over the size cap'})")
                 continue
         doc = read_sitemap(data, url, source.name)

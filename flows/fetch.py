@@ -156,6 +156,9 @@ class _GzipMembers:
         return out
 
 
+GUNZIP_ERRORS: tuple[type[BaseException], ...] = (TooLarge, *zcodec.ERRORS)  # what gunzip_bounded raises on bad input
+
+
 def gunzip_bounded(data: bytes, limit: int) -> bytes:
     decoder = BoundedDecoder(["gzip"], limit)
     return decoder.feed(data) + decoder.flush()

@@ -16,14 +16,12 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from flows import zcodec
-from flows.fetch import TRANSIENT_OUTCOMES, FetchResult, TooLarge, gunzip_bounded
+from flows.fetch import GUNZIP_ERRORS, TRANSIENT_OUTCOMES, FetchResult, gunzip_bounded
 
 __all__ = ["PageCache"]
 
 MAX_AGE = 7 * 86400.0
 MAX_BODY = 64 * 1024 * 1024  # a kept gzip body decodes to at most this (the fetch cap is far lower)
-_GZIP_ERRORS: tuple[type[BaseException], ...] = (TooLarge, *zcodec.ERRORS)
 
 
 class PageCache:
@@ -63,7 +61,7 @@ class PageCache:
         if compressed is not None:
             try:
                 body = gunzip_bounded(compressed, MAX_BODY)
-            except _GZIP_ERRORS:
+            except GUNZIP_ERRORS:
                 return None
         return FetchResult(url, meta["final_url"], outcome, meta["status"], detail=meta.get("detail", ""), attempts=0,
                            headers=meta["headers"], body=body if outcome == "ok" else None, body_gzip=compressed,
