@@ -182,7 +182,9 @@ def _merge_articles(con: duckdb.DuckDBPyConnection, fields: dict[str, pl.DataFra
 
 
 def _update_source_day(con: duckdb.DuckDBPyConnection) -> None:
-    """agg_source_day += the batch's rows - the rows they replaced, for the keys the batch touches."""
+    """agg_source_day += the batch's rows - the rows they replaced, for the keys the batch touches.
+
+    Source names the ENUM of agg_source_day.source does not hold yet are added to it first."""
     con.execute("""
         CREATE OR REPLACE TEMP TABLE _day_delta AS
         SELECT source, day, sum(articles) AS articles, sum(words) AS words FROM (
@@ -190,6 +192,7 @@ def _update_source_day(con: duckdb.DuckDBPyConnection) -> None:
             UNION ALL
             SELECT source, published_date, count(*), sum(word_count) FROM batch_articles GROUP BY ALL
         ) GROUP BY ALL""")
+    _add_source_names(con, "SELECT source FROM _day_delta")
     con.execute("""
         CREATE OR REPLACE TEMP TABLE _day_merged AS
         SELECT d.source, d.day, d.articles + coalesce(g.articles, 0) AS articles,
@@ -200,6 +203,41 @@ def _update_source_day(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("INSERT INTO agg_source_day SELECT source, day, articles, words FROM _day_merged WHERE articles > 0")
     con.execute("DROP TABLE _day_delta")
     con.execute("DROP TABLE _day_merged")
+
+
+_SOURCE_PROBE = "FROM (SELECT source FROM agg_source_day LIMIT 0)"  # the column's type, no rows read
+
+
+def _source_type(names: Iterable[str]) -> str:
+    """The type of agg_source_day.source for these names: an ENUM holding them in sorted order (so
+    ORDER BY source sorts by name, as for a VARCHAR), or VARCHAR if a name holds a NUL character,
+    which DuckDB's SQL cannot write (nor its ENUMs hold safely)."""
+    values = sorted(set(names))
+    if not values or any("\x00" in v for v in values):
+        return "VARCHAR"
+    return "ENUM(" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + ")"
+
+
+def _add_source_names(con: duckdb.DuckDBPyConnection, sources: str) -> None:
+    """Add the source names the query ``sources`` returns to the ENUM of agg_source_day.source, if
+    any are new (two small queries when none are).
+
+    Call it before the transaction deletes rows from agg_source_day: ALTER ... TYPE casts deleted
+    rows too (even ones deleted by earlier transactions) and fails on a value the new type does not
+    hold. So names are only ever added, and a VARCHAR column (after a name with a NUL character)
+    stays one.
+    """
+    kind = con.execute(f"SELECT typeof(any_value(source)) {_SOURCE_PROBE}").fetchone()
+    if kind is None or not str(kind[0]).startswith("ENUM("):
+        return
+    known = f"(SELECT enum_range(any_value(source))::VARCHAR[] {_SOURCE_PROBE})"
+    row = con.execute(f"SELECT list(DISTINCT s.source) FROM ({sources}) s(source) "
+                      f"WHERE NOT list_contains({known}, s.source)").fetchone()
+    if row is None or not row[0]:
+        return
+    current = con.execute(f"SELECT {known}").fetchone()
+    names = [*(current[0] if current and current[0] else []), *row[0]]
+    con.execute(f"ALTER TABLE agg_source_day ALTER COLUMN source TYPE {_source_type(names)}")
 
 
 def _count_speakers(scope: str) -> str:
@@ -242,6 +280,7 @@ def rebuild_aggregates(con: duckdb.DuckDBPyConnection) -> None:
     ``load_batch``, or to check that the incremental upkeep is right)."""
     con.execute("BEGIN TRANSACTION")
     try:
+        _add_source_names(con, "SELECT source FROM articles")
         for table in ("agg_source_day", "agg_speaker_source", "agg_speaker"):
             con.execute(f"DELETE FROM {table}")
         con.execute("INSERT INTO agg_source_day "
