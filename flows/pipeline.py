@@ -553,14 +553,13 @@ async def process_queue(settings: Settings, steps: Any, fetcher: PageSource, ext
     )
     waiting: list[tuple[int, BatchFrames]] = []
     last_write = time.monotonic()
+    writer: asyncio.Future[None] | None = None  # the write in progress, if any
 
-    def write() -> None:
-        nonlocal last_write
-        if not waiting:
-            return
-        steps.load(settings, merge_frames([frames for _, frames in waiting]))
-        last_write = time.monotonic()
-        for index, frames in waiting:
+    async def write_parts(parts: list[tuple[int, BatchFrames]]) -> None:
+        # the warehouse write runs in a thread, so this loop keeps the workers fed meanwhile (a write
+        # of a thousand URLs takes about a second, longer than the chunks queued for the workers last)
+        await asyncio.to_thread(lambda: steps.load(settings, merge_frames([frames for _, frames in parts])))
+        for index, frames in parts:
             report.counts.update(frames.counts)
             batch_outcomes = Counter(frames.outcomes["outcome"].to_list())
             report.outcomes.update(batch_outcomes)
@@ -568,10 +567,25 @@ async def process_queue(settings: Settings, steps: Any, fetcher: PageSource, ext
                 on_batch(frames)
             say(f"batch {index + 1}/{len(batches)}: {batch_outcomes.get('loaded', 0)} loaded, "
                 f"{sum(batch_outcomes.values())} URLs settled")
-        written = [index for index, _ in waiting]
-        waiting.clear()
         if on_write is not None:
-            on_write(written)
+            await asyncio.to_thread(on_write, [index for index, _ in parts])
+
+    async def write() -> None:
+        """Start writing the waiting batches once the previous write is done (writes stay in order)."""
+        nonlocal writer, last_write
+        await settle()
+        if not waiting:
+            return
+        parts = list(waiting)
+        waiting.clear()
+        last_write = time.monotonic()
+        writer = asyncio.ensure_future(write_parts(parts))
+
+    async def settle() -> None:
+        nonlocal writer
+        if writer is not None:
+            pending, writer = writer, None
+            await pending
 
     started = len(in_flight)
     stopped = False
@@ -593,18 +607,25 @@ async def process_queue(settings: Settings, steps: Any, fetcher: PageSource, ext
                 frames.outcomes = pl.concat([frames.outcomes, pl.DataFrame(decided_rows, schema=OUTCOME_SCHEMA)])
             waiting.append((index, frames))
             if (sum(f.outcomes.height for _, f in waiting) >= settings.load_batch_size
-                    or time.monotonic() - last_write >= settings.load_interval):
-                write()
+                    or time.monotonic() - last_write >= settings.load_interval
+                    or (len(in_flight) == 1 and (started == len(batches) or stopped))):
+                # the last condition: only the last batch is still to come, so what is waiting is
+                # written while it is extracted, and the final write (with idle workers) holds it alone
+                await write()
     except BaseException:
-        # a later batch failed: what is already transformed is still written (unless the write
+        # a later batch failed: what is already transformed is still written (unless a write
         # itself is what failed), then the failure goes on
         for future in in_flight:
             future.cancel()
+        with contextlib.suppress(Exception):
+            await settle()
         if waiting:
             with contextlib.suppress(Exception):
-                write()
+                await write()
+                await settle()
         raise
-    write()
+    await write()
+    await settle()
     return not stopped or started == len(batches)
 
 
