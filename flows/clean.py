@@ -136,7 +136,20 @@ def _raw_form(item: dict[str, Any]) -> bytes | None:
 
 
 _CONTROL_BYTES = bytes(range(0x00, 0x09)) + b"\x0b\x0c" + bytes(range(0x0E, 0x20))
-_NONCHARACTERS = (b"\xef\xbf\xbe", b"\xef\xbf\xbf")  # U+FFFE, U+FFFF in UTF-8
+_NONCHARACTER = re.compile(rb"\xef\xbf[\xbe\xbf]")  # U+FFFE, U+FFFF in UTF-8
+
+
+def _has_noncharacter(body: bytes) -> bool:
+    """Whether the UTF-8 ``body`` holds U+FFFE or U+FFFF. Their lead byte 0xEF is rare in most pages
+    and a one-byte search is a memchr, about 20 times faster than searching for both sequences."""
+    at = body.find(b"\xef")
+    for _ in range(64):
+        if at < 0:
+            return False
+        if body[at + 1 : at + 3] in (b"\xbf\xbe", b"\xbf\xbf"):
+            return True
+        at = body.find(b"\xef", at + 1)
+    return at >= 0 and _NONCHARACTER.search(body, at) is not None  # a page full of U+F000-U+FFFF characters
 
 
 def html_tree(body: bytes, html_text: str, encoding: str) -> Any:
@@ -156,7 +169,7 @@ def html_tree(body: bytes, html_text: str, encoding: str) -> Any:
         return html_text
     if encoding != "utf-8" or len(body.translate(None, _CONTROL_BYTES)) != len(body):
         return html_text
-    if any(n in body for n in _NONCHARACTERS):
+    if _has_noncharacter(body):
         return html_text
     beginning = html_text[:50].lower()
     if "doctype" in beginning and DOCTYPE_TAG.search(html_text.partition("\n")[0]):
@@ -209,7 +222,7 @@ def extract_page(item: dict[str, Any], mode: str = "precision") -> dict[str, Any
     if len(body) > MAX_HTML_BYTES:
         out["extract_error"] = f"page too large to extract: {len(body)} bytes (cap {MAX_HTML_BYTES})"
         return out
-    tags = body.count(b"<")
+    tags = body.count(b"<") if len(body) > MAX_HTML_TAGS else 0  # a shorter page cannot hold more tags
     if tags > MAX_HTML_TAGS:
         out["extract_error"] = f"page has too many elements to extract: {tags} tags (cap {MAX_HTML_TAGS})"
         return out

@@ -55,6 +55,11 @@ def test_pages_parsed_ahead_give_what_trafilatura_would_parse(tmp_path):
         "xhtml doctype": clean.replace("<!DOCTYPE html>", '<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Strict//EN" '
                                        '"http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd">').encode(),
         "latin-1": clean.replace("budget", "budg\u00e9t").encode("latin-1"),
+        "U+FFFE": clean.replace("Paragraph 7", "Paragraph\ufffe 7").encode(),
+        # more than 64 characters of U+F000-U+FFFF (lead byte 0xEF) before a U+FFFF
+        "fullwidth, then U+FFFF": clean.replace("Paragraph 2", "\uff21" * 100 + " Paragraph 2")
+                                  .replace("Paragraph 9", "Paragraph\uffff 9").encode(),
+        "fullwidth alone": clean.replace("Paragraph 2", "\uff21\uff22" * 50 + " Paragraph 2").encode(),
     }
     taken = {}
     for name, body in pages.items():
@@ -64,7 +69,8 @@ def test_pages_parsed_ahead_give_what_trafilatura_would_parse(tmp_path):
         ours = trafilatura.extract(parsed, favor_precision=True)
         theirs = trafilatura.extract(text, favor_precision=True)
         assert ours == theirs and "council budg" in (ours or ""), name
-    assert taken == {"clean": True, "control characters": False, "xhtml doctype": False, "latin-1": False}
+    assert taken == {"clean": True, "control characters": False, "xhtml doctype": False, "latin-1": False,
+                     "U+FFFE": False, "fullwidth, then U+FFFF": False, "fullwidth alone": True}
 
 
 def test_license_search_is_off_only_inside_newsdesk_extraction():
