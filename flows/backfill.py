@@ -922,7 +922,8 @@ class _GroupWork:
                 if self.left[g] == 0:
                     done.append(g)
         self._save(done, "finished")
-        self._save([g for g in self.started_at if g not in self.closed and g not in self.running], "running")
+        # a copy: this runs in the write's thread while the event loop may start more groups
+        self._save([g for g in list(self.started_at) if g not in self.closed and g not in self.running], "running")
 
     def _save(self, groups: list[int], state: str) -> None:
         """Save the partitions of ``groups`` as ``state``: finished (done, or failed when a transient

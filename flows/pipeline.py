@@ -525,9 +525,11 @@ async def process_queue(settings: Settings, steps: Any, fetcher: PageSource, ext
     Up to ``window`` batches are in flight: while one batch is transformed here, the next is
     fetched and extracted in the worker pool, so the cores never wait for the loader. Transformed
     batches are loaded in order, several at a time: once ``settings.load_batch_size`` URLs are
-    waiting, once ``settings.load_interval`` seconds have passed since the last write, and at the
-    end (every write of the warehouse ends with a checkpoint whose cost barely depends on its size,
-    so fewer, larger writes are much cheaper). Their pages stay in the page cache until then.
+    waiting, once ``settings.load_interval`` seconds have passed since the last write, when only the
+    last batch is still being extracted, and at the end (every write of the warehouse ends with a
+    checkpoint whose cost barely depends on its size, so fewer, larger writes are much cheaper).
+    Each write runs in a thread, one at a time, while this loop goes on fetching and extracting.
+    Pages stay in the page cache until their batch is written.
     Returns False when ``stop()`` asked to stop (batches already started are finished and loaded
     first).
 
@@ -584,8 +586,11 @@ async def process_queue(settings: Settings, steps: Any, fetcher: PageSource, ext
     async def settle() -> None:
         nonlocal writer
         if writer is not None:
-            pending, writer = writer, None
-            await pending
+            # shielded, and forgotten only once it has ended: a cancelled run still waits for the
+            # write under way (its thread cannot be stopped) and never starts another beside it; a
+            # failed write raises again wherever it is awaited, so nothing is written after it
+            await asyncio.shield(writer)
+            writer = None
 
     started = len(in_flight)
     stopped = False
@@ -614,7 +619,7 @@ async def process_queue(settings: Settings, steps: Any, fetcher: PageSource, ext
                 await write()
     except BaseException:
         # a later batch failed: what is already transformed is still written (unless a write
-        # itself is what failed), then the failure goes on
+        # itself is what failed: then nothing more is), then the failure goes on
         for future in in_flight:
             future.cancel()
         with contextlib.suppress(Exception):
