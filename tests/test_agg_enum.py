@@ -17,8 +17,19 @@ import polars as pl
 import pyarrow as pa
 
 from tests.test_cli import newsdesk
-from tests.test_warehouse_merge import D1, D2, D3, articles, outcomes, pages, quotes, recomputed, stored
-from warehouse.connection import SCHEMA_VERSION, migrations, open_warehouse
+from tests.test_warehouse_merge import (
+    D1,
+    D2,
+    D3,
+    articles,
+    outcomes,
+    pages,
+    quotes,
+    recomputed,
+    stored,
+    warehouse_at,
+)
+from warehouse.connection import SCHEMA_VERSION, open_warehouse
 from warehouse.load import load_batch, rebuild_aggregates
 
 AT = datetime(2024, 3, 1, tzinfo=UTC)
@@ -169,13 +180,7 @@ def test_a_name_with_a_nul_character_keeps_a_varchar_column(warehouse_path: str)
 
 def _warehouse_at_0007(path: str) -> None:
     """A warehouse as migration 0007 left it, with rows in articles and a VARCHAR agg_source_day."""
-    con = duckdb.connect(path)
-    con.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name VARCHAR, "
-                "applied_at TIMESTAMPTZ DEFAULT current_timestamp)")
-    for version, name, sql in migrations():
-        if version <= 7:
-            con.execute(sql)
-            con.execute("INSERT INTO schema_version (version, name) VALUES (?, ?)", [version, name])
+    con = warehouse_at(path, 7)
     con.execute("INSERT INTO articles (article_id, url, source, published_date, word_count) VALUES "
                 "('a1', 'https://x.test/a1', 'zeta', DATE '2024-03-01', 10), "
                 "('a2', 'https://x.test/a2', 'alpha', NULL, 20), "

@@ -136,15 +136,21 @@ def test_a_failed_batch_changes_nothing(warehouse_path: str) -> None:
         assert con.execute("SELECT source, word_count FROM articles").fetchall() == [("A", 10)]
 
 
-def test_an_older_warehouse_is_upgraded_with_its_rows(tmp_path: Path) -> None:
-    path = str(tmp_path / "old.duckdb")
+def warehouse_at(path: str, last: int) -> duckdb.DuckDBPyConnection:
+    """A warehouse file as the migrations up to ``last`` left it (an older newsdesk's), still open."""
     con = duckdb.connect(path)
     con.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name VARCHAR, "
                 "applied_at TIMESTAMPTZ DEFAULT current_timestamp)")
     for version, name, sql in migrations():
-        if version <= 6:
+        if version <= last:
             con.execute(sql)
             con.execute("INSERT INTO schema_version (version, name) VALUES (?, ?)", [version, name])
+    return con
+
+
+def test_an_older_warehouse_is_upgraded_with_its_rows(tmp_path: Path) -> None:
+    path = str(tmp_path / "old.duckdb")
+    con = warehouse_at(path, 6)
     con.execute("INSERT INTO articles (article_id, url, source, published_date, word_count) VALUES "
                 "('a1', 'https://x.test/a1', 'A', DATE '2024-03-01', 10), "
                 "('a2', 'https://x.test/a2', 'B', NULL, 20)")
