@@ -534,8 +534,9 @@ async def process_queue(settings: Settings, steps: Any, fetcher: PageSource, ext
     first).
 
     ``batches`` replaces the even cut of ``queue`` (a backfill cuts at partition-group boundaries);
-    ``on_start(i)`` is called as batch ``i`` is started, and ``on_write(indexes)`` after each write
-    with the indexes of the batches it stored."""
+    ``on_start(i)`` is called as batch ``i`` is started, ``on_batch(frames)`` after a batch is
+    written (with its outcomes and counts; its other frames are released before the write), and
+    ``on_write(indexes)`` after each write with the indexes of the batches it stored."""
     if batches is None:
         batches = [queue[i : i + settings.batch_size] for i in range(0, len(queue), settings.batch_size)]
     if decided_rows and not batches:
@@ -560,7 +561,13 @@ async def process_queue(settings: Settings, steps: Any, fetcher: PageSource, ext
     async def write_parts(parts: list[tuple[int, BatchFrames]]) -> None:
         # the warehouse write runs in a thread, so this loop keeps the workers fed meanwhile (a write
         # of a thousand URLs takes about a second, longer than the chunks queued for the workers last)
-        await asyncio.to_thread(lambda: steps.load(settings, merge_frames([frames for _, frames in parts])))
+        merged = merge_frames([frames for _, frames in parts])
+        # only the batches' outcomes and counts are read after the write: their other frames are let
+        # go now, so that a write holds one copy of its rows while the next batches are transformed
+        parts = [(index, BatchFrames(pl.DataFrame(), pl.DataFrame(), frames.outcomes, frames.counts))
+                 for index, frames in parts]
+        await asyncio.to_thread(steps.load, settings, merged)
+        del merged
         for index, frames in parts:
             report.counts.update(frames.counts)
             batch_outcomes = Counter(frames.outcomes["outcome"].to_list())
