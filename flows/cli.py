@@ -84,6 +84,10 @@ def prepare_prefect_env() -> None:
     """Quiet defaults for running flows in-process; the user's own Prefect settings win."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
+    # With no PREFECT_API_URL, Prefect starts a temporary server; the first start on a machine also
+    # creates its database, about 18 s on two idle cores. Prefect's own limit (20 s) fails the run
+    # outright on a busy or slow machine, so allow more.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
 def run_ingest(settings: Settings, sources_file: str) -> dict[str, Any]:

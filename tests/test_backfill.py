@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import needs_corpus
+from tests.conftest import needs_corpus, prefect_home
 
 pytestmark = needs_corpus
 
@@ -272,7 +272,7 @@ def test_backfill_flow_runs_under_prefect(tmp_path, warc_file, prefect_harness):
 
 def _cli_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
-    env.update({"PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    env.update({"PREFECT_HOME": str(prefect_home(tmp_path / "prefect")), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
                 "NEWSDESK_WORKERS": "1", "NEWSDESK_BATCH_SIZE": "5", "NEWSDESK_LOAD_BATCH_SIZE": "5",
                 "NO_COLOR": "1"})  # a write per batch: partitions finish one by one, so a kill lands mid-run
     return env

@@ -213,3 +213,17 @@ def test_demo_runs_clean(tmp_path):
     assert runs[0]["loaded"] >= 12
     # the second run finds the feeds unchanged (304) or every URL already settled: nothing is fetched again
     assert runs[1]["loaded"] == 0 and runs[1]["fetched"] == 0
+
+
+def test_prefect_defaults_give_the_temporary_server_time_to_start_and_yield_to_the_user(monkeypatch):
+    from flows.cli import prepare_prefect_env
+
+    monkeypatch.delenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", raising=False)
+    monkeypatch.delenv("PREFECT_LOGGING_LEVEL", raising=False)  # restored (absent) after the test
+    prepare_prefect_env()
+    assert int(os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"]) > 20  # Prefect's own is 20 s
+    monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "7")
+    monkeypatch.setenv("PREFECT_LOGGING_LEVEL", "DEBUG")
+    prepare_prefect_env()
+    assert os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] == "7"
+    assert os.environ["PREFECT_LOGGING_LEVEL"] == "DEBUG"

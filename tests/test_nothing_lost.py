@@ -15,6 +15,7 @@ from pathlib import Path
 import duckdb
 
 from flows.demo import write_demo_sources
+from tests.conftest import prefect_home
 
 BIN = Path(sys.executable).parent / "newsdesk"
 CMD = [str(BIN)] if BIN.exists() else [sys.executable, "-m", "flows.cli"]
@@ -22,7 +23,7 @@ CMD = [str(BIN)] if BIN.exists() else [sys.executable, "-m", "flows.cli"]
 
 def env_for(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "NEWSDESK_"))}
-    env.update({"PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    env.update({"PREFECT_HOME": str(prefect_home(tmp_path / "prefect")), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
                 "NO_COLOR": "1", "NEWSDESK_BATCH_SIZE": "5", "NEWSDESK_WORKERS": "1", "NEWSDESK_HOST_DELAY": "0"})
     env.update(extra)
     return env

@@ -33,7 +33,7 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory):
+def prefect_server_process(tmp_path_factory):
     """A real Prefect server on a free loopback port for the session."""
     if not Path(PREFECT).exists():
         pytest.skip("the prefect command is not installed in this environment")
@@ -68,6 +68,18 @@ def prefect_server(tmp_path_factory):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         log.close()
+
+
+@pytest.fixture
+def prefect_server(prefect_server_process):
+    """The session's Prefect server, left with no deployments after each test: their schedules stay
+    active when serve stops, so runs pile up while no serve is running and the next test's serve (same
+    deployment names) would work them off first. Deleting a deployment deletes its scheduled runs."""
+    yield prefect_server_process
+    deployments = httpx.post(prefect_server_process + "/deployments/filter", json={"limit": 200}, timeout=30)
+    deployments.raise_for_status()
+    for d in deployments.json():
+        httpx.delete(f"{prefect_server_process}/deployments/{d['id']}", timeout=30).raise_for_status()
 
 
 def interval_sources(base: str, folder: Path, seconds: int = 4) -> Path:
@@ -125,13 +137,13 @@ def json_documents(text: str) -> list:
     return out
 
 
-def wait_for(predicate, timeout: float, message: str) -> None:
+def wait_for(predicate, timeout: float, message: str, detail=None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return
         time.sleep(1)
-    raise AssertionError(message)
+    raise AssertionError(message + (f" ({detail()})" if detail else ""))
 
 
 def test_serve_runs_scheduled_ingests_and_stops_cleanly(prefect_server, site, tmp_path):
@@ -476,7 +488,7 @@ def test_backfill_submitted_to_the_deployment_is_idempotent(prefect_server, site
             return len(mine) == 4 and all(r["state"] in ("Completed", "Failed", "Crashed", "Cancelled") for r in mine)
 
         final: list[str] = []
-        wait_for(all_done, 240, "the submitted backfill runs did not finish")
+        wait_for(all_done, 300, "the submitted backfill runs did not finish", lambda: f"states: {final}")
         assert final == ["Completed"] * 4
     finally:
         stop_serve(proc)
