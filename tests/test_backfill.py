@@ -321,7 +321,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, records):
                               "--warc", str(warc), "-w", wh, "--parallel", "1", "-f", "json"],
                              capture_output=True, text=True, env=_cli_env(tmp_path), timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "Traceback" not in resumed.stderr
+    assert "Traceback" not in resumed.stderr, resumed.stderr[max(0, resumed.stderr.find("Traceback") - 1500):][:5000]
     mine, ref = end_state(wh), end_state(reference)
     assert mine["articles"] == ref["articles"]
     assert mine["outcomes"] == ref["outcomes"]
