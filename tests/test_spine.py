@@ -156,3 +156,26 @@ def test_unwritable_warehouse_fails_the_run(ingest, site_settings, tmp_path: Pat
 
     with pytest.raises(WarehouseError):
         ingest(bad)
+
+
+def test_sync_tasks_share_one_prefect_client(ingest, site_settings, monkeypatch):
+    """transform and load are sync tasks: each call used to build its own Prefect client (an httpx
+    client with a new SSL context, and a version check against the API)."""
+    import dataclasses
+
+    from prefect.client.orchestration import SyncPrefectClient
+
+    built: list[int] = []
+    original = SyncPrefectClient.__init__
+
+    def counting(self, *args, **kwargs):  # noqa: ANN001, ANN202
+        built.append(1)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SyncPrefectClient, "__init__", counting)
+    settings = dataclasses.replace(site_settings, batch_size=3, load_batch_size=3)  # many sync task calls
+    summary = ingest(settings)
+    assert summary["loaded"] >= 12
+    calls = -(-summary["fetched"] // 3)  # transform calls, at least; as many loads again
+    assert calls >= 6
+    assert len(built) <= 2, f"{len(built)} sync clients built for {calls}+ sync task calls"
