@@ -23,6 +23,7 @@ from importlib.metadata import version
 from typing import Any
 
 from flows import zcodec
+from flows.fastrules import native_rules
 
 __all__ = ["EXTRACTOR", "EXTRACTOR_VERSION", "decode_html", "extract_page", "extract_chunk", "Extractor",
            "extract_chunk_guarded", "PageTimeout", "MAX_HTML_BYTES", "MAX_HTML_TAGS", "PAGE_TIME_LIMIT"]
@@ -230,7 +231,7 @@ def extract_page(item: dict[str, Any], mode: str = "precision") -> dict[str, Any
     date_params = {"extensive_search": False, "original_date": True, "max_date": today,
                    "deferred_url_extractor": True}
     try:
-        with _license_search_off():
+        with _license_search_off(), native_rules():
             doc = trafilatura.bare_extraction(
                 html_tree(body, html_text, encoding),
                 url=page_url,
