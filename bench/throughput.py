@@ -1039,14 +1039,20 @@ def write_report(rep: Report, args: argparse.Namespace, only: list[str], elapsed
 
 
 def main(argv: list[str] | None = None) -> int:
+    from flows.config import Settings
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--articles", type=int, default=5000)
     parser.add_argument("--hosts", type=int, default=1, help="loopback hosts 127.0.0.1..N serving the workload")
     parser.add_argument("--only", default=",".join(ALL), help="comma-separated: " + ",".join(ALL))
     parser.add_argument("--quick", action="store_true", help="small sizes, for smoke tests (under 2 minutes)")
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--host-concurrency", type=int, default=16)
-    parser.add_argument("--batch-size", type=int, default=200)
+    defaults = Settings()
+    parser.add_argument("--concurrency", type=int, default=defaults.concurrency,
+                        help=f"parallel requests in all (newsdesk's default: {defaults.concurrency})")
+    parser.add_argument("--host-concurrency", type=int, default=defaults.host_concurrency,
+                        help=f"parallel requests per host (newsdesk's default: {defaults.host_concurrency}); "
+                             "only the per-host delay is switched off for the benchmark")
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--loading-articles", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=5, help="repetitions for the incremental and SQL timings")
     args = parser.parse_args(argv)
