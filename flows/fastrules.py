@@ -6,8 +6,8 @@ element of the page, two or three times: about 2 µs a call, and 10-12 ms of a 3
 in newsdesk's precision mode, although the regular expressions themselves take little of it.
 
 This module reads each such expression and compiles it into a plain Python predicate over the
-element's attributes, memoised on (tag, attributes): pages repeat the same few class and id
-values many times over. Nothing is hand-copied from trafilatura: the tag tests, attribute tests
+element's attributes, memoised within a call on (tag, attributes): a page repeats the same few
+class and id values many times over. Nothing is hand-copied from trafilatura: the tag tests, attribute tests
 and patterns are parsed out of the expressions themselves, so a trafilatura release that changes
 its vocabulary is followed. An expression with anything the parser does not know (a function,
 an axis, a position, a flag) keeps trafilatura's own XPath. tests/test_fastrules.py checks that
@@ -42,8 +42,6 @@ _TOKEN = re.compile(
     )""",
     re.VERBOSE,
 )
-
-_MEMO_LIMIT = 50_000  # entries per rule before its memo starts over
 
 Attrs = dict[str, str]
 Pred = Callable[[Any, Attrs], bool]
@@ -229,7 +227,7 @@ class CompiledRule:
         self.path = source  # lxml's XPath objects expose their text as .path too
         self._tags = tags
         self._preds = preds
-        self._memo: dict[tuple[Any, ...], bool] | None = {} if memo else None
+        self._memoise = memo
         self._absolute = absolute
         self._first_per_parent = first_per_parent
         self._first_only = first_only
@@ -254,15 +252,16 @@ class CompiledRule:
         return tree.iterdescendants(*tags)
 
     def _matches(self, tree: Any) -> Iterator[Any]:
-        preds, memo = self._preds, self._memo
-        if memo is None:
+        preds = self._preds
+        if not self._memoise:
             for el in self._walk(tree):
                 attrs = dict(el.items())
                 if all(p(el, attrs) for p in preds):
                     yield el
             return
-        if len(memo) > _MEMO_LIMIT:
-            memo.clear()
+        # per call: a page repeats its class and id values many times over, while keeping the
+        # memo across pages saved nothing measurable and would hold memory in every worker
+        memo: dict[tuple[Any, ...], bool] = {}
         for el in self._walk(tree):
             items = el.items()
             key = (el.tag, *items)
