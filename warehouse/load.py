@@ -121,21 +121,21 @@ def load_batch(con: duckdb.DuckDBPyConnection, articles: pl.DataFrame, pages: pl
     names: list[str] = []
 
     def register(name: str, data: pl.DataFrame | pa.Table) -> None:
-        con.register(name, data.to_arrow() if isinstance(data, pl.DataFrame) else data)
+        con.register(name, _arrow(data) if isinstance(data, pl.DataFrame) else data)
         names.append(name)
 
     con.execute("BEGIN TRANSACTION")
     try:
         if articles.height:
-            register("batch_articles", articles.unique("article_id", keep="last", maintain_order=True))
+            register("batch_articles", _last_per_key(articles, "article_id"))
             _merge_articles(con, fields, register)
         if pages.height:
-            register("batch_pages", pages.unique("canonical_url", keep="last", maintain_order=True))
+            register("batch_pages", _last_per_key(pages, "canonical_url"))
             con.execute("DELETE FROM pages WHERE canonical_url IN (SELECT canonical_url FROM batch_pages)")
             con.execute("INSERT INTO pages BY NAME SELECT * FROM batch_pages")
         fault_point("mid_load")
         if outcomes.height:
-            register("batch_outcomes", outcomes.unique("url", keep="last", maintain_order=True))
+            register("batch_outcomes", _last_per_key(outcomes, "url"))
             register("merged_outcomes", con.execute(_OUTCOME_MERGE).to_arrow_table())
             con.execute("DELETE FROM url_outcomes WHERE url IN (SELECT url FROM batch_outcomes)")
             con.execute("INSERT INTO url_outcomes BY NAME SELECT * FROM merged_outcomes")
@@ -147,6 +147,31 @@ def load_batch(con: duckdb.DuckDBPyConnection, articles: pl.DataFrame, pages: pl
         for name in names:
             with contextlib.suppress(duckdb.Error):
                 con.unregister(name)
+
+
+def _arrow(frame: pl.DataFrame) -> pa.Table:
+    """The frame as Arrow for DuckDB, its binary columns (page bodies) as polars holds them.
+
+    polars' default export converts binary views to Arrow's older layout: one more copy of every
+    page body, held for the whole transaction. Other columns keep that layout, since DuckDB pushes
+    filters on them down to pyarrow, which cannot filter string views."""
+    binary = [name for name, dtype in frame.schema.items() if dtype == pl.Binary]
+    if not binary:
+        return frame.to_arrow()
+    views = frame.select(binary).to_arrow(compat_level=pl.CompatLevel.newest())
+    table = frame.drop(binary).to_arrow()
+    for name in frame.columns:
+        if name in binary:
+            table = table.add_column(frame.get_column_index(name), name, views.column(name))
+    return table
+
+
+def _last_per_key(frame: pl.DataFrame, key: str) -> pl.DataFrame:
+    """The frame with one row per key, the last; the frame itself when its keys are distinct
+    already (nearly always), rather than a copy of every text and page body."""
+    if frame[key].n_unique() == frame.height:
+        return frame
+    return frame.unique(key, keep="last", maintain_order=True)
 
 
 def _merge_articles(con: duckdb.DuckDBPyConnection, fields: dict[str, pl.DataFrame] | None,
