@@ -175,3 +175,29 @@ def test_extraction_is_the_same_with_and_without_compiled_rules(monkeypatch: pyt
     slow = [clean.extract_page(item) for item in items]
     assert sum(1 for row in fast if len(row.get("text") or "") > 500) > len(items) // 2
     assert [row["url"] for row, other in zip(fast, slow, strict=True) if row != other] == []
+
+
+def test_tree_parser_keeps_the_options_and_makes_only_html_elements() -> None:
+    from trafilatura.utils import HTML_PARSER
+
+    from flows.clean import _tree_parser
+
+    page = "<html><body><form><input name=a><select><option>o</option></select></form><!-- c --><p>x</p></body></html>"
+    ours = fromstring(page, parser=_tree_parser(HTML_PARSER))
+    theirs = fromstring(page, parser=HTML_PARSER)
+    assert [e.tag for e in ours.iter()] == [e.tag for e in theirs.iter()]  # the comment is removed by both
+    assert {type(e).__name__ for e in theirs.iter()} > {"HtmlElement"}  # lxml.html's form classes
+    assert {type(e).__name__ for e in ours.iter()} == {"HtmlElement"}
+    assert ours.text_content() == theirs.text_content() == "ox"
+
+
+@needs_corpus
+def test_extraction_is_the_same_with_trafilaturas_own_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+    import flows.clean as clean
+
+    items = _corpus_items(step=9)
+    ours = [clean.extract_page(item) for item in items]
+    monkeypatch.setattr(clean, "_tree_parser", lambda model: model)
+    theirs = [clean.extract_page(item) for item in items]
+    assert sum(1 for row in ours if len(row.get("text") or "") > 500) > len(items) // 2
+    assert [row["url"] for row, other in zip(ours, theirs, strict=True) if row != other] == []
