@@ -90,27 +90,29 @@ class _Parser:
     # of which every element the predicate accepts must carry, or None when there is no such set
     # (a tag test, a not(), a pattern that matches the empty string).
 
-    def or_expr(self) -> tuple[Pred, Req]:
-        parts = [self.and_expr()]
-        while self.peek() == ("word", "or"):
+    def _operands(self, word: str, operand: Callable[[], tuple[Pred, Req]]) -> list[tuple[Pred, Req]]:
+        parts = [operand()]
+        while self.peek() == ("word", word):
             self.i += 1
-            parts.append(self.and_expr())
+            parts.append(operand())
+        return parts
+
+    def or_expr(self) -> tuple[Pred, Req]:
+        parts = self._operands("or", self.and_expr)
         if len(parts) == 1:
             return parts[0]
         preds = [p for p, _ in parts]
         reqs = [r for _, r in parts]
+        # one of the alternatives' attributes, when every alternative needs one
         req = None if any(r is None for r in reqs) else frozenset().union(*reqs)  # type: ignore[arg-type]
         return (lambda el, a: any(p(el, a) for p in preds)), req
 
     def and_expr(self) -> tuple[Pred, Req]:
-        parts = [self.unary()]
-        while self.peek() == ("word", "and"):
-            self.i += 1
-            parts.append(self.unary())
+        parts = self._operands("and", self.unary)
         if len(parts) == 1:
             return parts[0]
         preds = [p for p, _ in parts]
-        known = [r for _, r in parts if r is not None]
+        known = [r for _, r in parts if r is not None]  # any one operand's requirement holds
         return (lambda el, a: all(p(el, a) for p in preds)), (min(known, key=len) if known else None)
 
     def unary(self) -> tuple[Pred, Req]:
