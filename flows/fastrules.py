@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -394,19 +395,33 @@ def _compiled(rules: list[Any]) -> list[Any]:
     return out
 
 
+_SWAP_LOCK = threading.Lock()
+_ACTIVE = 0  # native_rules() contexts open in this process (threads may overlap them)
+_SAVED: list[tuple[list[Any], list[Any]]] = []
+
+
 @contextlib.contextmanager
 def native_rules() -> Iterator[None]:
-    """trafilatura's callback rules replaced by their compiled forms, in place, until exit."""
-    lists = _rule_lists()
-    saved = []
-    for rules in lists:
-        compiled = _COMPILED.get(id(rules))
-        if compiled is None:
-            compiled = _COMPILED[id(rules)] = _compiled(rules)
-        saved.append(rules[:])
-        rules[:] = compiled
+    """trafilatura's callback rules replaced by their compiled forms, in place, until exit.
+
+    The first context to open swaps them in and the last to close swaps trafilatura's back, so
+    overlapping contexts in threads neither nest swaps nor restore early."""
+    global _ACTIVE
+    with _SWAP_LOCK:
+        if _ACTIVE == 0:
+            for rules in _rule_lists():
+                compiled = _COMPILED.get(id(rules))
+                if compiled is None:
+                    compiled = _COMPILED[id(rules)] = _compiled(rules)
+                _SAVED.append((rules, rules[:]))
+                rules[:] = compiled
+        _ACTIVE += 1
     try:
         yield
     finally:
-        for rules, original in zip(lists, saved, strict=True):
-            rules[:] = original
+        with _SWAP_LOCK:
+            _ACTIVE -= 1
+            if _ACTIVE == 0:
+                for rules, original in _SAVED:
+                    rules[:] = original
+                _SAVED.clear()

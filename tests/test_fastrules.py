@@ -201,3 +201,19 @@ def test_extraction_is_the_same_with_trafilaturas_own_parser(monkeypatch: pytest
     theirs = [clean.extract_page(item) for item in items]
     assert sum(1 for row in ours if len(row.get("text") or "") > 500) > len(items) // 2
     assert [row["url"] for row, other in zip(ours, theirs, strict=True) if row != other] == []
+
+
+def test_overlapping_contexts_restore_trafilaturas_rules_once_the_last_closes() -> None:
+    from trafilatura import xpaths
+
+    before = list(xpaths.OVERALL_DISCARD_XPATH)
+    outer = native_rules()
+    inner = native_rules()
+    outer.__enter__()
+    inner.__enter__()
+    compiled = list(xpaths.OVERALL_DISCARD_XPATH)
+    assert any(isinstance(x, fastrules.CompiledRule) for x in compiled)
+    outer.__exit__(None, None, None)  # a thread that entered first may leave first
+    assert list(xpaths.OVERALL_DISCARD_XPATH) == compiled
+    inner.__exit__(None, None, None)
+    assert before == xpaths.OVERALL_DISCARD_XPATH
