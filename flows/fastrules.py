@@ -276,6 +276,10 @@ class CompiledRule:
                 yield el
 
     def __call__(self, tree: Any) -> list[Any]:
+        if not hasattr(tree, "iterdescendants"):  # a whole ElementTree, say: lxml's XPath handles it
+            from lxml.etree import XPath
+
+            return XPath(self.path, namespaces={"re": "http://exslt.org/regular-expressions"})(tree)
         found = self._matches(tree)
         if self._first_per_parent:
             # in document order, a parent's first matching child comes before its later ones

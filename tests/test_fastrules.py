@@ -217,3 +217,10 @@ def test_overlapping_contexts_restore_trafilaturas_rules_once_the_last_closes() 
     assert list(xpaths.OVERALL_DISCARD_XPATH) == compiled
     inner.__exit__(None, None, None)
     assert before == xpaths.OVERALL_DISCARD_XPATH
+
+
+def test_a_whole_document_is_left_to_lxml() -> None:
+    tree = fromstring(PAGE).getroottree()
+    expression = "//*[re:test(@class, 'lead')]"
+    assert [e.text for e in compile_rule(expression)(tree)] == ["three", "four", "five"]
+    assert compile_rule(expression)(tree) == XPath(expression, namespaces=RE_NS)(tree)
