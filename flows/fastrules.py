@@ -22,6 +22,7 @@ used directly is left as it was.
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -228,31 +229,29 @@ class CompiledRule:
                  required: frozenset[str] | None = None, *, absolute: bool = False,
                  first_per_parent: bool = False, first_only: bool = False) -> None:
         self.path = source  # lxml's XPath objects expose their text as .path too
-        self._tags = tags
         self._preds = preds
         self._memoise = memo
         self._absolute = absolute
         self._first_per_parent = first_per_parent
         self._first_only = first_only
+        self._xpath: Any = None  # lxml's own XPath for the same text, built when first needed
         self._prefilter: Any = None
+        from lxml.etree import Element, XPath
+
+        self._walk_tags: tuple[Any, ...] = tags if tags is not None else (Element,)
         if required and tags is None:
             # libxml2 itself narrows a walk over every element to those carrying one of the
             # attributes each match must have (no Python call per element: no functions in it).
             # With tags, lxml's own tag filter is faster than such an XPath (measured).
-            from lxml.etree import XPath
-
             scope = "//*" if absolute else ".//*"
             self._prefilter = XPath(scope + "[" + " or ".join(f"@{n}" for n in sorted(required)) + "]")
 
     def _walk(self, tree: Any) -> Iterator[Any]:
         if self._prefilter is not None:
             return iter(self._prefilter(tree))
-        from lxml.etree import Element
-
-        tags = self._tags if self._tags is not None else (Element,)
         if self._absolute:
-            return tree.getroottree().getroot().iter(*tags)
-        return tree.iterdescendants(*tags)
+            return tree.getroottree().getroot().iter(*self._walk_tags)
+        return tree.iterdescendants(*self._walk_tags)
 
     def _matches(self, tree: Any) -> Iterator[Any]:
         preds = self._preds
@@ -277,9 +276,11 @@ class CompiledRule:
 
     def __call__(self, tree: Any) -> list[Any]:
         if not hasattr(tree, "iterdescendants"):  # a whole ElementTree, say: lxml's XPath handles it
-            from lxml.etree import XPath
+            if self._xpath is None:
+                from lxml.etree import XPath
 
-            return XPath(self.path, namespaces={"re": "http://exslt.org/regular-expressions"})(tree)
+                self._xpath = XPath(self.path, namespaces={"re": "http://exslt.org/regular-expressions"})
+            return self._xpath(tree)
         found = self._matches(tree)
         if self._first_per_parent:
             # in document order, a parent's first matching child comes before its later ones
@@ -367,9 +368,6 @@ def compile_rule(source: str) -> CompiledRule:
                         first_per_parent=first_per_parent, first_only=first_only)
 
 
-_COMPILED: dict[int, list[Any]] = {}
-
-
 def _rule_lists() -> list[list[Any]]:
     """trafilatura's lists of XPath rules that call back into Python (EXSLT regular expressions)."""
     try:
@@ -399,9 +397,15 @@ def _compiled(rules: list[Any]) -> list[Any]:
     return out
 
 
+@functools.cache
+def _swaps() -> list[tuple[list[Any], list[Any], list[Any]]]:
+    """(trafilatura's list, its original rules, their compiled forms), found and compiled once per
+    process, before any swap."""
+    return [(rules, rules[:], _compiled(rules)) for rules in _rule_lists()]
+
+
 _SWAP_LOCK = threading.Lock()
 _ACTIVE = 0  # native_rules() contexts open in this process (threads may overlap them)
-_SAVED: list[tuple[list[Any], list[Any]]] = []
 
 
 @contextlib.contextmanager
@@ -413,11 +417,7 @@ def native_rules() -> Iterator[None]:
     global _ACTIVE
     with _SWAP_LOCK:
         if _ACTIVE == 0:
-            for rules in _rule_lists():
-                compiled = _COMPILED.get(id(rules))
-                if compiled is None:
-                    compiled = _COMPILED[id(rules)] = _compiled(rules)
-                _SAVED.append((rules, rules[:]))
+            for rules, _, compiled in _swaps():
                 rules[:] = compiled
         _ACTIVE += 1
     try:
@@ -426,6 +426,5 @@ def native_rules() -> Iterator[None]:
         with _SWAP_LOCK:
             _ACTIVE -= 1
             if _ACTIVE == 0:
-                for rules, original in _SAVED:
+                for rules, original, _ in _swaps():
                     rules[:] = original
-                _SAVED.clear()
