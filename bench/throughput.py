@@ -123,6 +123,16 @@ def _rss_kb(pid: int) -> int:
         return 0
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU seconds one process has used so far."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+        fields = stat[stat.rfind(b")") + 2:].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class TreeMemory:
     """Samples the summed RSS (and, with ``pss``, PSS) of a process and all its descendants; keeps the
     peaks. PSS sampling costs CPU (15-20 ms per sample of a newsdesk run's tree), so timed runs sample
@@ -133,6 +143,7 @@ class TreeMemory:
         self.peak_rss = self.peak_pss = 0
         self.peak_procs = 0
         self.peak_detail: list[tuple[str, int]] = []
+        self.cpu: dict[int, tuple[str, float]] = {}  # pid -> (name, CPU seconds when last seen)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -150,6 +161,10 @@ class TreeMemory:
             rss += r
             pss += p
             detail.append((_name(pid), r))
+            cpu = _cpu_seconds(pid)
+            if cpu is not None:
+                known = self.cpu.get(pid)
+                self.cpu[pid] = (known[0] if known else _name(pid), cpu)
         if rss > self.peak_rss:
             self.peak_detail = sorted(detail, key=lambda d: -d[1])
         self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)

@@ -165,17 +165,17 @@ async def fetch_batch(fetcher: PageSource, batch: list[Planned]) -> list[Fetched
     """Fetch a batch. Pages a crashed run fetched but never loaded come from the page cache, and
     every page fetched here is kept there until its batch is loaded."""
     if isinstance(fetcher, Fetcher):
-        cache = PageCache(fetcher.settings.warehouse)
-        found = {p.candidate.url: cache.get(p.candidate.url) for p in batch}
-        missing = [p.candidate.url for p in batch if found.get(p.candidate.url) is None]
+        with PageCache(fetcher.settings.warehouse) as cache:
+            found = {p.candidate.url: cache.get(p.candidate.url) for p in batch}
+            missing = [p.candidate.url for p in batch if found.get(p.candidate.url) is None]
 
-        async def fetch_and_keep(url: str) -> FetchResult:
-            result = await fetcher.fetch(url)
-            cache.put(result)  # kept the moment it arrives
-            fault_point("after_fetch")
-            return result
+            async def fetch_and_keep(url: str) -> FetchResult:
+                result = await fetcher.fetch(url)
+                cache.put(result)  # kept the moment it arrives
+                fault_point("after_fetch")
+                return result
 
-        fetched = dict(zip(missing, await asyncio.gather(*(fetch_and_keep(u) for u in missing)), strict=True))
+            fetched = dict(zip(missing, await asyncio.gather(*(fetch_and_keep(u) for u in missing)), strict=True))
     else:
         found = {}
         urls = [p.candidate.url for p in batch]

@@ -106,7 +106,7 @@ def kill_then_resume(site, tmp_path: Path, fault: str, prefect_harness, in_fligh
     # the resumed run took the killed run's pages from disk
     repeated = [p for p, n in html_requests(handler).items() if n > 1]
     assert len(repeated) <= in_flight, html_requests(handler)
-    assert not list((Path(wh + ".pages")).glob("*.page"))
+    assert not list((Path(wh + ".pages")).iterdir()), "every kept page was dropped once loaded"
 
 
 def test_sigkill_after_fetching_before_loading(site, tmp_path, prefect_harness):
