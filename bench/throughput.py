@@ -343,9 +343,10 @@ def fetched_for(url: str, body: bytes) -> Any:
     return Fetched(Planned(Candidate("bench", url), url), result)
 
 
-def run_limits(rep: Report, n: int, tag: str = "") -> None:
-    """The limits; ``tag`` (" before", " after") marks a run bracketing the end-to-end runs: values
-    are then stored under ``<key>_before`` / ``<key>_after`` and ``bracket_limits`` takes their mean."""
+def run_limits(rep: Report, n: int, tag: str = "", parts: tuple[str, ...] = ("traf", "newsdesk")) -> None:
+    """The limits (``parts``: trafilatura's two, newsdesk's); ``tag`` (" before", " after") marks a run
+    bracketing the end-to-end runs: values are then stored under ``<key>_before`` / ``<key>_after`` and
+    ``bracket_limits`` takes their mean."""
     from bench.workload import Workload, corpus_bodies
     from flows.config import load_settings
     from flows.pipeline import transform_batch
@@ -354,6 +355,8 @@ def run_limits(rep: Report, n: int, tag: str = "") -> None:
     tasks = [(wl.page_index(i), wl.url(i)) for i in range(n)]
     for defaults, key, label in ((False, "traf", "trafilatura alone, newsdesk's options (metadata, precision, tables)"),
                                  (True, "traf_default", "trafilatura alone, default options")):
+        if "traf" not in parts:
+            break
         pool = _pool("traf")
         try:
             with Others() as oth:
@@ -366,6 +369,8 @@ def run_limits(rep: Report, n: int, tag: str = "") -> None:
                      oth.note)
         rep.say(f"limits{tag}: {label}: {n / secs:.1f} pages/s")
 
+    if "newsdesk" not in parts:
+        return
     bodies = [b for _, b in corpus_bodies()]
     settings = load_settings(env={}, warehouse="/nonexistent")
     pool = _pool("newsdesk")
@@ -373,6 +378,7 @@ def run_limits(rep: Report, n: int, tag: str = "") -> None:
     oth = Others().__enter__()
     try:
         t0 = time.perf_counter()
+        cpu0 = _own_cpu()
         pending_rows: list[dict[str, Any]] = []
         pending_fetched: list[Any] = []
         seen: set[str] = set()
@@ -395,14 +401,17 @@ def run_limits(rep: Report, n: int, tag: str = "") -> None:
         if pending_rows:
             flush()
         secs = time.perf_counter() - t0
+        cpu = _own_cpu() - cpu0
         oth.__exit__()
     finally:
         pool.terminate()
+    rep.values["limit_cpu_ms" + tag.replace(" ", "_")] = 1000 * cpu / n
     rep.values["limit_transform_s"] = transform_s
     rep.values["limit_loaded"] = loaded
     rep.add_rate("limit" + tag.replace(" ", "_"), f"limit: newsdesk CPU work (extract_chunk in {cores()} processes + "
                  f"transform_batch), HTML in memory{tag}", n, secs,
-                 f"transform_batch {transform_s:.1f}s in the parent; {loaded} articles; {oth.note}")
+                 f"transform_batch {transform_s:.1f}s in the parent; {loaded} articles; CPU {1000 * cpu / n:.1f} ms "
+                 f"a page; {oth.note}")
     rep.say(f"limits{tag}: newsdesk CPU work: {n / secs:.1f} pages/s")
 
 
@@ -412,6 +421,8 @@ def bracket_limits(rep: Report, n: int) -> None:
     labels = {"traf": "trafilatura alone, newsdesk's options", "traf_default": "trafilatura alone, default options",
               "limit": "newsdesk CPU work"}
     for key, label in labels.items():
+        if key + "_before" not in rep.values or key + "_after" not in rep.values:
+            continue
         before, after = rep.values[key + "_before"], rep.values[key + "_after"]
         mean = (before + after) / 2
         rep.add_rate(key, f"limit: {label}, mean of the runs before and after (the ratios use it)", n, n / mean,
@@ -455,7 +466,7 @@ def cli_ingest(tmp: Path, wl: Any, args: argparse.Namespace, warehouse: Path, so
     summary = json.loads(out)[0]
     return {"wall": wall, "seconds": float(summary["seconds"]), "loaded": summary["loaded"], "summary": summary,
             "peak_rss_mb": mem.peak_rss / 1024, "peak_pss_mb": mem.peak_pss / 1024, "procs": mem.peak_procs,
-            "detail": mem.peak_detail, "others": oth.note}
+            "detail": mem.peak_detail, "others": oth.note, "cpu": mem.cpu}
 
 
 def _serve_workload(n: int, hosts: int, extra: dict[str, tuple[str, bytes]] | None = None) -> tuple[Any, Any]:
@@ -524,9 +535,11 @@ def plain_run(wl: Any, args: argparse.Namespace, warehouse: Path, kind: str = "u
     from flows.pipeline import PLAIN_STEPS, run_pipeline
     from flows.sources import Source
 
+    # the search index is left to maintenance: its rebuild follows the run (outside its seconds) and would
+    # only blur the CPU a page costs
     settings = load_settings(env={}, warehouse=str(warehouse), allow_hosts=tuple(wl.allow_hosts()), host_delay=0.0,
                              host_concurrency=args.host_concurrency, concurrency=args.concurrency,
-                             batch_size=args.batch_size)
+                             batch_size=args.batch_size, search_index="maintenance")
     sources = [Source(f"bench{k}", kind, wl.base(k) + route.format(k=k)) for k in range(wl.hosts)]
     with Others() as oth:
         t0 = time.perf_counter()
@@ -538,7 +551,20 @@ def plain_run(wl: Any, args: argparse.Namespace, warehouse: Path, kind: str = "u
             "others": oth.note}
 
 
-def run_e2e(rep: Report, n: int, args: argparse.Namespace, tmp: Path) -> None:
+def _cpu_by_role(cpu: dict[int, tuple[str, float]]) -> dict[str, float]:
+    roles: dict[str, float] = {}
+    for name, seconds in cpu.values():
+        role = ("Prefect's temporary server" if "uvicorn" in name else
+                "newsdesk ingest (main process)" if "newsdesk" in name and "ingest" in name else
+                "resource tracker" if "resource_tracker" in name else "extraction workers")
+        roles[role] = roles.get(role, 0.0) + seconds
+    return roles
+
+
+def run_e2e(rep: Report, n: int, args: argparse.Namespace, tmp: Path,
+            between: Callable[[], None] | None = None) -> None:
+    """``newsdesk ingest`` (CLI), then ``between`` (the newsdesk limit run again, right after it), then
+    the plain steps in-process."""
     wl, server = _serve_workload(n, args.hosts)
     with server:
         sources = tmp / "e2e-sources.csv"
@@ -553,10 +579,27 @@ def run_e2e(rep: Report, n: int, args: argparse.Namespace, tmp: Path) -> None:
         rep.say(f"e2e: {n / res['seconds']:.1f} pages/s flow, {n / res['wall']:.1f} wall; {res['summary']}")
         if res["loaded"] < n * 0.9:
             rep.say(f"WARNING: only {res['loaded']} of {n} loaded: {res['summary']['outcomes']}")
+        roles = _cpu_by_role(res["cpu"])
+        if between is not None:
+            between()
         timer = StageTimer()
+        cpu0 = _own_cpu()
         res = plain_run(wl, args, tmp / "plain.duckdb", timer=timer)
+        plain_cpu = _own_cpu() - cpu0
+    rep.values["plain_cpu_ms"] = 1000 * plain_cpu / n
     rep.add_rate("plain", "newsdesk run_pipeline with PLAIN_STEPS (no Prefect), in-process", n, res["seconds"],
-                 f"{res['loaded']} loaded; {res['others']}")
+                 f"{res['loaded']} loaded; CPU {1000 * plain_cpu / n:.1f} ms a page (all processes, pool start-up "
+                 f"included); {res['others']}")
+    total = sum(roles.values())
+    rep.sections.append(
+        f"### CPU by process (`newsdesk ingest`, {n} articles, whole run)\n\n"
+        "CPU seconds (user + system) of each process of the CLI's tree, read from /proc every 0.5 s (the "
+        "last half second of a process is missed), start-up, Prefect's server and the search index rebuild "
+        "included. On two cores every CPU second outside the extraction workers is taken from them.\n\n"
+        + md_table(["process", "CPU s", "ms per page", "share"],
+                   [[role, f"{sec:.1f}", f"{1000 * sec / n:.1f}", f"{100 * sec / total:.0f}%"]
+                    for role, sec in sorted(roles.items(), key=lambda kv: -kv[1])]
+                   + [["all", f"{total:.1f}", f"{1000 * total / n:.1f}", "100%"]]))
     rows = []
     steps = ("discover", "fetch", "extract", "transform", "load")
     for name in steps:
@@ -1014,6 +1057,17 @@ def write_report(rep: Report, args: argparse.Namespace, only: list[str], elapsed
         rep.floor("(first 20 rows) articles_per_source_day LIMIT 20 / scan", v["sql_day_top_ratio"], 3.0, "<=", "{:.1f}")
         rep.floor("(first 20 rows) top_quoted_speakers LIMIT 20 / scan", v["sql_quoted_top_ratio"], 3.0, "<=", "{:.1f}")
 
+    limit_cpu = [v[k] for k in ("limit_cpu_ms", "limit_cpu_ms_before", "limit_cpu_ms_after") if k in v]
+    if "plain_cpu_ms" in v and limit_cpu:
+        mean = sum(limit_cpu) / len(limit_cpu)
+        rep.sections.append(
+            "### CPU per page\n\n"
+            f"newsdesk's CPU-work limit used {mean:.1f} ms of CPU a page ("
+            + ", ".join(f"{x:.1f}" for x in limit_cpu) + " in its runs); the plain steps end to end used "
+            f"{v['plain_cpu_ms']:.1f} ms (fetching, loading and the pool's start-up included). Their ratio, "
+            f"**{mean / v['plain_cpu_ms']:.2f}**, is what the end-to-end run would reach against the limit on a "
+            "machine that only had CPU to give: CPU seconds move far less than pages per second when other "
+            "work slows the machine down, so this figure is the steadier of the two (it is not a floor).")
     ref = v.get("limit") or v.get("traf")
     rows = []
     for r in rep.rows:
@@ -1085,13 +1139,17 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(name)
         bracket = "limits" in only and ("e2e" in only or "baseline" in only)
         if "limits" in only:
+            # trafilatura's limits first, newsdesk's right before the CLI run and again right after it,
+            # so that the ratio of the e2e floor compares runs minutes apart, not a quarter of an hour
             run_limits(rep, args.articles, " before" if bracket else "")
+        tight = bracket and "e2e" in only
         if "e2e" in only:
-            run_e2e(rep, args.articles, args, tmp)
+            run_e2e(rep, args.articles, args, tmp,
+                    between=(lambda: run_limits(rep, args.articles, " after", ("newsdesk",))) if tight else None)
         if "baseline" in only:
             run_baseline(rep, min(args.articles, 1000) if args.quick else args.articles, args, tmp)
         if bracket:
-            run_limits(rep, args.articles, " after")
+            run_limits(rep, args.articles, " after", ("traf",) if tight else ("traf", "newsdesk"))
             bracket_limits(rep, args.articles)
         if "peers" in only:
             run_peers(rep, args, tmp)
