@@ -926,7 +926,8 @@ def run_loading(rep: Report, args: argparse.Namespace, tmp: Path) -> None:
     path = tmp / "loading.duckdb"
     t0 = time.perf_counter()
     for arts, pages, outcomes, fields in batches:  # as load_frames does: open the warehouse per batch
-        with open_warehouse(str(path), memory_limit=Settings().load_memory_limit or None) as con:
+        with open_warehouse(str(path), memory_limit=Settings().load_memory_limit or None,
+                            threads=Settings().load_threads or None) as con:
             load_batch(con, arts, pages, outcomes, fields)
     secs = time.perf_counter() - t0
     with open_warehouse(str(path), read_only=True) as con:

@@ -53,6 +53,7 @@ class Settings:
     load_batch_size: int = 600  # URLs settled per warehouse write (several fetch batches)
     load_interval: float = 30.0  # seconds at most between writes while a run goes on
     load_memory_limit: str = "256MB"  # DuckDB's memory cap while loading ("" = DuckDB's default, 80% of RAM)
+    load_threads: int = 1  # DuckDB threads while a run loads (the extraction workers have the cores); 0 = all
     workers: int = 0  # extraction processes; 0 = one per core
     min_text_chars: int = 200
     extraction_mode: str = "precision"  # precision | balanced | recall
@@ -121,7 +122,7 @@ def _coerce_all(settings: Settings) -> Settings:
             raise ConfigError(f"setting {name!r} must be at least 1")
     for name in ("max_retries", "max_redirects", "workers", "min_text_chars", "host_delay", "backoff_base",
                  "retry_after_cap", "busy_timeout", "connect_timeout", "read_timeout", "request_deadline",
-                 "load_wait", "run_lock_wait", "failure_backoff", "prune_raw_days", "load_interval"):
+                 "load_wait", "run_lock_wait", "failure_backoff", "prune_raw_days", "load_interval", "load_threads"):
         if values[name] < 0:
             raise ConfigError(f"setting {name!r} must not be negative")
     return Settings(**values)

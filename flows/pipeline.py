@@ -306,7 +306,8 @@ def load_frames(settings: Settings, frames: BatchFrames) -> None:
     urls = frames.outcomes["url"].to_list()
     try:
         with open_warehouse(settings.warehouse, wait=settings.load_wait,
-                            memory_limit=settings.load_memory_limit or None) as con:
+                            memory_limit=settings.load_memory_limit or None,
+                            threads=settings.load_threads or None) as con:
             load_batch(con, frames.articles, frames.pages, frames.outcomes, frames.fields)
     except WarehouseBusy:
         where = spool_batch(settings.warehouse, frames.tables())

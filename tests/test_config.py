@@ -270,3 +270,9 @@ def test_config_path_that_is_a_directory(tmp_path):
 
 def test_negative_max_retries_is_rejected():
     config_error(env={"NEWSDESK_MAX_RETRIES": "-1"})
+
+
+def test_load_threads_defaults_to_one_and_refuses_negatives():
+    assert load_settings(env={}).load_threads == 1
+    assert load_settings(env={"NEWSDESK_LOAD_THREADS": "0"}).load_threads == 0
+    assert "load_threads" in config_error(env={"NEWSDESK_LOAD_THREADS": "-1"})

@@ -241,3 +241,9 @@ def test_batches_are_fetched_and_extracted_while_a_write_is_in_progress(site_set
     assert len(written_urls) == len(set(written_urls)) == report.summary()["discovered"] - report.summary()["known"]
     with open_warehouse(settings.warehouse, read_only=True) as con:
         assert con.execute("SELECT count(*) FROM url_outcomes").fetchone() == (len(written_urls),)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_loading_connection_runs_with_the_threads_asked_for(warehouse_path: str, threads: int) -> None:
+    with open_warehouse(warehouse_path, threads=threads) as con:
+        assert con.execute("SELECT current_setting('threads')").fetchone() == (threads,)

@@ -104,7 +104,7 @@ def _schema_version(con: duckdb.DuckDBPyConnection) -> int | None:
 
 @contextlib.contextmanager
 def open_warehouse(target: str, read_only: bool = False, wait: float = 10.0,
-                   memory_limit: str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+                   memory_limit: str | None = None, threads: int | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the warehouse, waiting up to ``wait`` seconds if another process holds it.
 
     A read-write open creates the file and applies pending migrations. A read-only open refuses a
@@ -113,6 +113,9 @@ def open_warehouse(target: str, read_only: bool = False, wait: float = 10.0,
     ``memory_limit`` caps DuckDB's memory for this connection (DuckDB's own default is 80% of the
     machine's RAM, which it fills with cached blocks while loading: a loader writing pages with
     their bodies reached 2.3 GB at 20,000 articles without a cap, 0.8 GB with one of 300 MB).
+    ``threads`` sets DuckDB's threads for this connection (its default is one per core). A run's
+    writes take one: the extraction workers already use every core, and a second DuckDB thread
+    only added CPU (about 18% more for the same writes).
     """
     path = Path(target)
     if read_only and not path.exists():
@@ -149,6 +152,8 @@ def open_warehouse(target: str, read_only: bool = False, wait: float = 10.0,
         con.execute("SET TimeZone = 'UTC'")
         if memory_limit:
             con.execute("SET memory_limit = ?", [memory_limit])
+        if threads:
+            con.execute(f"SET threads = {int(threads)}")
         if read_only:
             version = _schema_version(con)
             if version is None:
