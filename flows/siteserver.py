@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import html
 import os
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -91,11 +92,21 @@ class _RequestHandler(BaseHTTPRequestHandler):
         pass
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that hangs up mid-response (a fetcher refusing a page over its size cap, a run
+        ending) is normal for a web server: not worth a traceback on the demo's stderr. Anything else
+        still gets one."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+
 class LoopbackServer:
     """Serves ``handler(path, headers) -> Response`` on 127.0.0.1 in a background thread."""
 
     def __init__(self, handler: Handler | None = None, port: int = 0) -> None:
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), _RequestHandler)
+        self._httpd = _QuietServer(("127.0.0.1", port), _RequestHandler)
         self._httpd.daemon_threads = True
         self._httpd.handler = handler or (lambda path, headers: Response(404))  # type: ignore[attr-defined]
         self._thread: threading.Thread | None = None
