@@ -106,3 +106,10 @@ def run_flow(settings: Settings, sources_file: str | None = None) -> dict[str, A
 @pytest.fixture
 def ingest(prefect_harness: None):  # noqa: ANN201
     return run_flow
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The session's Prefect home and the migrated template go with the session (they were left in
+    the temp folder, one pair per run)."""
+    for path in [Path(_PREFECT_HOME), *_MIGRATED]:
+        shutil.rmtree(path, ignore_errors=True)
