@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(VENV)/bin/newsdesk demo
 
-test: setup lint
+test: setup lint typecheck
 	$(PY) -m pytest -q
 
 lint: setup

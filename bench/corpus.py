@@ -74,7 +74,7 @@ class CorpusHandler:
         return self
 
     def paths(self) -> list[str]:
-        out = []
+        out: list[str] = []
         for k in range(self.replicas):
             prefix = "" if k == 0 else f"/r{k}"
             out.extend(prefix + p.path for p in self.pages)

@@ -18,6 +18,7 @@ import signal
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from typing import Any
 from xml.sax.saxutils import escape
 
 from bench.corpus import CorpusPage, load_pages, read_page
@@ -156,7 +157,7 @@ class _Http(asyncio.Protocol):
                 return
 
 
-def _serve(hosts: list[str], port: int, extra: dict[str, tuple[str, bytes]], conn) -> None:  # type: ignore[no-untyped-def]
+def _serve(hosts: list[str], port: int, extra: dict[str, tuple[str, bytes]], conn: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     routes = _Routes(corpus_bodies(), extra)
 
