@@ -1070,10 +1070,9 @@ def write_report(rep: Report, args: argparse.Namespace, only: list[str], elapsed
             + ", ".join(f"{x:.1f}" for x in limit_cpu) + " in its runs); the plain steps end to end used "
             f"{v['plain_cpu_ms']:.1f} ms (fetching, loading and the pool's start-up included). Their ratio, "
             f"**{mean / v['plain_cpu_ms']:.2f}**, is what the end-to-end run would reach against the limit if both "
-            "were bound by CPU alone. CPU seconds a page move with the machine as pages per second do (by a "
-            "third between runs of the eighth session), but both sides of this ratio were measured minutes "
-            "apart and it stayed within 0.01 in two runs while the throughput ratio moved by 0.12 (it is "
-            "not a floor).")
+            "were bound by CPU alone; where the throughput ratio falls short of it, the run waited rather than "
+            "worked. CPU seconds a page move with the machine too (by 60% between runs of the eighth session), "
+            "so this ratio is no steadier than the other (it is not a floor).")
     ref = v.get("limit") or v.get("traf")
     rows = []
     for r in rep.rows:
