@@ -101,7 +101,12 @@ class PageCache:
             self.root.mkdir(parents=True, exist_ok=True)
             name = f"{time.time_ns():020d}-{os.getpid()}{SEGMENT_SUFFIX}"
             self._out = open(self.root / name, "ab", buffering=0)  # noqa: SIM115 - closed by close()
-        self._out.write(_record(result))  # unbuffered: one write per page
+        view = memoryview(_record(result))
+        while view:  # unbuffered: one write per page (a full disk raises OSError, as before)
+            written = self._out.write(view)
+            if not written:
+                raise OSError(f"could not write to the page cache {self.root}")
+            view = view[written:]
 
     def close(self) -> None:
         if self._out is not None:
