@@ -50,7 +50,7 @@ class Settings:
     sitemap_cross_host: bool = False  # follow sitemap entries (and child sitemaps) on other hosts
     # processing
     batch_size: int = 200
-    load_batch_size: int = 600  # URLs settled per warehouse write (several fetch batches)
+    load_batch_size: int = 1000  # URLs settled per warehouse write (several fetch batches)
     load_interval: float = 30.0  # seconds at most between writes while a run goes on
     load_memory_limit: str = "256MB"  # DuckDB's memory cap while loading ("" = DuckDB's default, 80% of RAM)
     load_threads: int = 1  # DuckDB threads while a run loads (the extraction workers have the cores); 0 = all
