@@ -92,6 +92,7 @@ class PageCache:
         self.root = Path(warehouse + ".pages")
         self._out: BinaryIO | None = None
         self._index: dict[str, tuple[Path, int]] | None = None
+        self._legacy_names: set[str] = set()
 
     # -- writing -----------------------------------------------------------------------------------
     def put(self, result: FetchResult) -> None:
@@ -129,6 +130,12 @@ class PageCache:
     def _legacy(self, url: str) -> Path:
         return self.root / (hashlib.sha256(url.encode("utf-8")).hexdigest()[:32] + ".page")
 
+    def _legacy_files(self) -> set[str]:
+        try:
+            return {p.name for p in self.root.glob("*.page")}
+        except OSError:
+            return set()
+
     def _build_index(self) -> dict[str, tuple[Path, int]]:
         index: dict[str, tuple[Path, int]] = {}
         for path in self._segments():  # oldest first: a later copy of a page wins
@@ -138,11 +145,7 @@ class PageCache:
                         index[meta["url"]] = (path, offset)
             except OSError:
                 continue
-        try:
-            for path in self.root.glob("*.page"):
-                index.setdefault(f"legacy:{path.name}", (path, -1))
-        except OSError:
-            pass
+        self._legacy_names = self._legacy_files()
         return index
 
     def get(self, url: str) -> FetchResult | None:
@@ -151,9 +154,7 @@ class PageCache:
         hit = self._index.get(url)
         if hit is None:
             legacy = self._legacy(url)
-            if f"legacy:{legacy.name}" in self._index:
-                return self._get_legacy(url, legacy)
-            return None
+            return self._get_legacy(url, legacy) if legacy.name in self._legacy_names else None
         path, offset = hit
         try:
             with open(path, "rb") as handle:
@@ -200,9 +201,10 @@ class PageCache:
                 path.unlink(missing_ok=True)
             except OSError:
                 continue
-        for url in gone:
+        legacy_names = self._legacy_files()  # nearly always none: no hashing per URL then
+        for url in gone if legacy_names else ():
             legacy = self._legacy(url)
-            if legacy.exists():
+            if legacy.name in legacy_names:
                 legacy.unlink(missing_ok=True)
 
     def _rewrite(self, path: Path, handle: BinaryIO, keep: list[tuple[int, dict[str, Any], int]]) -> None:
