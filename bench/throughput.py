@@ -123,12 +123,16 @@ def _rss_kb(pid: int) -> int:
         return 0
 
 
-def _cpu_seconds(pid: int) -> float | None:
-    """User plus system CPU seconds one process has used so far."""
+def _cpu_seconds(pid: int, reaped_children: bool = False) -> float | None:
+    """User plus system CPU seconds one process has used so far (with ``reaped_children``, also
+    those of its children it has waited for)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_bytes()
         fields = stat[stat.rfind(b")") + 2:].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        ticks = int(fields[11]) + int(fields[12])
+        if reaped_children:
+            ticks += int(fields[13]) + int(fields[14])
+        return ticks / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return None
 
@@ -194,12 +198,8 @@ def _own_cpu() -> float:
     import resource
 
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    live = 0.0
-    for pid in tree(os.getpid())[1:]:  # children still running (not yet in RUSAGE_CHILDREN)
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            stat = Path(f"/proc/{pid}/stat").read_bytes()
-            fields = stat[stat.rfind(b")") + 2:].split()
-            live += (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) / _HZ
+    # children still running (not yet in RUSAGE_CHILDREN)
+    live = sum(_cpu_seconds(pid, reaped_children=True) or 0.0 for pid in tree(os.getpid())[1:])
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime + live
 
 
