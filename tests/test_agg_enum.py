@@ -202,6 +202,10 @@ def test_an_existing_warehouse_is_upgraded_with_its_rows(tmp_path: Path) -> None
         check(con)
         assert con.execute("SELECT articles, words FROM articles_per_source_day WHERE source = 'zeta'"
                            ).fetchall() == [(2, 11)]
+        # migration 0009: 32-bit counts
+        assert con.execute("SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'agg_source_day' "
+                           "AND column_name IN ('articles', 'words') ORDER BY 1").fetchall() == [
+            ("articles", "INTEGER"), ("words", "INTEGER")]
         load_batch(con, articles(("a5", "beta", D3, 5), ("a1", "alpha", D1, 12)), pages("u5", "u1"),
                    outcomes("u5", "u1", at=AT), None)
         check(con)

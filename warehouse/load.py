@@ -275,17 +275,38 @@ def _count_speakers(scope: str) -> str:
         GROUP BY q.source, q.speaker"""
 
 
-def _total_speakers(where: str) -> str:
-    """INSERT of agg_speaker rows, summed from agg_speaker_source rows matching ``where``."""
+# The order of top_quoted_speakers: agg_speaker is stored in it, and `rank` numbers it.
+_RANKING = "quotes DESC, articles DESC, speaker"
+
+
+def _speaker_totals(where: str) -> str:
+    """SELECT of agg_speaker's columns but rank, summed from agg_speaker_source rows matching ``where``."""
     return f"""
-        INSERT INTO agg_speaker
-        SELECT speaker, any_value(speaker_type), sum(quotes), sum(articles), count(*), min(first_day), max(last_day)
+        SELECT speaker, any_value(speaker_type) AS speaker_type, sum(quotes) AS quotes, sum(articles) AS articles,
+               count(*) AS sources, min(first_day) AS first_day, max(last_day) AS last_day
         FROM agg_speaker_source WHERE {where}
         GROUP BY speaker"""
 
 
+def _write_speakers(con: duckdb.DuckDBPyConnection, rows: str) -> None:
+    """Replace agg_speaker with ``rows`` (a SELECT of its columns but rank), ranked and stored in rank order.
+
+    top_quoted_speakers reads the table without sorting it (DuckDB returns a table's rows in the
+    order they were inserted), so every change rewrites the whole table, which is small: one row
+    per named speaker."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _speakers AS {rows}")
+    con.execute("DELETE FROM agg_speaker")
+    con.execute(f"""
+        INSERT INTO agg_speaker
+        SELECT row_number() OVER (ORDER BY {_RANKING}), speaker, speaker_type, quotes, articles, sources,
+               first_day, last_day
+        FROM _speakers ORDER BY {_RANKING}""")
+    con.execute("DROP TABLE _speakers")
+
+
 def _update_speakers(con: duckdb.DuckDBPyConnection, ids: str) -> None:
-    """Recount the (source, speaker) pairs the batch touched, before or after, then those speakers."""
+    """Recount the (source, speaker) pairs the batch touched, before or after, then those speakers'
+    totals, and re-rank agg_speaker."""
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _speaker_keys AS
         SELECT source, speaker FROM old_speakers
@@ -295,8 +316,12 @@ def _update_speakers(con: duckdb.DuckDBPyConnection, ids: str) -> None:
                 "WHERE g.source = k.source AND g.speaker = k.speaker")
     con.execute(_count_speakers(
         "quotes q SEMI JOIN _speaker_keys k ON q.source = k.source AND q.speaker = k.speaker"))
-    con.execute("DELETE FROM agg_speaker WHERE speaker IN (SELECT speaker FROM _speaker_keys)")
-    con.execute(_total_speakers("speaker IN (SELECT speaker FROM _speaker_keys)"))
+    if con.execute("SELECT count(*) FROM _speaker_keys").fetchone() != (0,):
+        touched = "speaker IN (SELECT speaker FROM _speaker_keys)"
+        _write_speakers(con, f"""
+            SELECT speaker, speaker_type, quotes, articles, sources, first_day, last_day
+            FROM agg_speaker WHERE NOT ({touched})
+            UNION ALL {_speaker_totals(touched)}""")
     con.execute("DROP TABLE _speaker_keys")
 
 
@@ -306,12 +331,12 @@ def rebuild_aggregates(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("BEGIN TRANSACTION")
     try:
         _add_source_names(con, "SELECT source FROM articles")
-        for table in ("agg_source_day", "agg_speaker_source", "agg_speaker"):
+        for table in ("agg_source_day", "agg_speaker_source"):
             con.execute(f"DELETE FROM {table}")
         con.execute("INSERT INTO agg_source_day "
                     "SELECT source, published_date, count(*), sum(word_count) FROM articles GROUP BY ALL")
         con.execute(_count_speakers("quotes q"))
-        con.execute(_total_speakers("true"))
+        _write_speakers(con, _speaker_totals("true"))
         con.execute("COMMIT")
     except Exception:
         _rollback(con)
