@@ -1,7 +1,7 @@
 """The ingest flow: Prefect decorators as a thin layer over the plain steps in ``flows.pipeline``.
 
-Tasks work on batches (discover all sources, fetch a batch, extract a batch, transform, load),
-never one task per URL.
+Tasks work on batches (discover all sources, fetch a batch, extract a batch, load), never one task
+per URL. The transform between extracting and loading is a pure function and runs as a plain call.
 """
 
 from __future__ import annotations
@@ -46,7 +46,10 @@ class PrefectSteps:
     discover: Any = _quoted_async(task(name="discover-sources", **_TASK_OPTIONS)(pipeline.discover_all))
     fetch: Any = _quoted_async(task(name="fetch-batch", **_TASK_OPTIONS)(pipeline.fetch_batch))
     extract: Any = _quoted_async(task(name="extract-batch", **_TASK_OPTIONS)(pipeline.extract_batch))
-    transform: Any = _quoted_sync(task(name="transform-batch", **_TASK_OPTIONS)(pipeline.transform_batch))
+    # The transform is a pure function of the batch (polars, no I/O), so it runs as a plain call in the
+    # flow: as a task, each call cost about 36 ms of CPU in Prefect's client and server (measured with
+    # empty tasks), against 80-160 ms for the transform of a batch of 200 pages itself.
+    transform: Any = pipeline.transform_batch
     load: Any = _quoted_sync(task(name="load-batch", **_TASK_OPTIONS)(pipeline.load_frames))
 
 
