@@ -689,6 +689,7 @@ async def _ingest(settings: Settings, sources: list[Source], steps: Any, report:
                     per_source_loaded[src] += 1
 
         with Extractor(settings.worker_count if len(queue) > 8 else 1, settings.extraction_mode) as extractor:
+            extractor.warm()  # the workers start up while the first batch is fetched
             await process_queue(settings, steps, fetcher, extractor, queue, decided_rows, report, set(known_canon),
                                 say, on_batch=count_loaded)
 

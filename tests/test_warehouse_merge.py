@@ -198,6 +198,37 @@ def test_the_pipeline_groups_fetch_batches_into_fewer_writes(site_settings) -> N
         assert stored(con) == recomputed(con)
 
 
+def test_the_extraction_workers_start_before_the_first_batch_is_fetched(site_settings, monkeypatch) -> None:
+    """The pool's start-up (imports and warm-up, about a second a worker) overlaps the first fetch
+    instead of waiting for the first batch to arrive."""
+    import asyncio
+    import dataclasses
+
+    from flows import pipeline
+    from flows.clean import Extractor
+    from flows.sources import read_sources
+
+    events: list[tuple[str, int]] = []
+
+    class Recording(Extractor):
+        def warm(self) -> None:
+            events.append(("warm", self.workers))
+            super().warm()
+
+    async def fetch(fetcher, batch):  # noqa: ANN001, ANN202
+        events.append(("fetch", len(batch)))
+        return await pipeline.fetch_batch(fetcher, batch)
+
+    monkeypatch.setattr(pipeline, "Extractor", Recording)
+    settings = site_settings.with_overrides(batch_size=4, workers=2)
+    report = asyncio.run(pipeline.run_pipeline(settings, read_sources(settings.sources),
+                                               steps=dataclasses.replace(pipeline.PLAIN_STEPS, fetch=fetch)))
+    assert report.status == "completed", report.error
+    assert events[0] == ("warm", 2), events
+    assert [kind for kind, _ in events].count("warm") == 1
+    assert sum(n for kind, n in events if kind == "fetch") >= report.summary()["fetched"] > 8
+
+
 def test_batches_are_fetched_and_extracted_while_a_write_is_in_progress(site_settings) -> None:
     """A warehouse write runs beside the pipeline, not in its way: while one write is going on
     (made slow here), later batches are still fetched and extracted, so the extraction workers are
