@@ -28,36 +28,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-_TICK = os.sysconf("SC_CLK_TCK")
 
-
-def _own_cpu() -> float:
-    """CPU seconds of this process, all its threads (DuckDB's included)."""
+def _self_cpu() -> float:
+    """CPU seconds of this process alone, all its threads (DuckDB's included), not its children."""
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
 
 
-def _proc_cpu(pid: int) -> float | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / _TICK
+def _tree_cpu(root: int) -> float:
+    from bench.throughput import _cpu_seconds, tree
 
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                    out.append(int(entry))
-        except OSError:
-            continue
-    return out
+    return sum(_cpu_seconds(pid) or 0.0 for pid in tree(root))
 
 
 def _label(pid: int) -> str:
@@ -87,9 +68,9 @@ async def _fetch_all(port: int, n: int) -> tuple[float, float, int, float, float
     urls = wl.urls()
     async with Fetcher(settings) as fetcher:
         await asyncio.gather(*(fetcher.fetch(u) for u in urls[:50]))  # connections open, code warm
-        cpu0, t0 = _own_cpu(), time.perf_counter()
+        cpu0, t0 = _self_cpu(), time.perf_counter()
         results = await asyncio.gather(*(fetcher.fetch(u) for u in urls))
-        cpu, wall = _own_cpu() - cpu0, time.perf_counter() - t0
+        cpu, wall = _self_cpu() - cpu0, time.perf_counter() - t0
     ok = sum(r.outcome == "ok" for r in results)
     body = sum(len(r.body or b"") for r in results) / n / 1000
     gz = sum(len(r.body_gzip or b"") for r in results) / n / 1000
@@ -158,19 +139,19 @@ def probe_load(args: argparse.Namespace) -> None:
                 path = str(Path(tmp) / f"{round_}-{variant.replace(' ', '-')}.duckdb")
                 with open_warehouse(path):
                     pass
-                cpu0, t0 = _own_cpu(), time.perf_counter()
+                cpu0, t0 = _self_cpu(), time.perf_counter()
                 for arts, pages, outcomes, fields in batches:  # opened per write, as load_frames does
                     with open_warehouse(path, memory_limit=settings.load_memory_limit or None,
                                         threads=settings.load_threads or None) as con:
                         load_batch(con, arts, pages, outcomes, fields)
-                cpu, wall = _own_cpu() - cpu0, time.perf_counter() - t0
+                cpu, wall = _self_cpu() - cpu0, time.perf_counter() - t0
                 print(f"load, round {round_}, {variant}: {args.articles} articles in {wall:.1f} s, "
                       f"CPU {1000 * cpu / args.articles:.2f} ms a page", flush=True)
 
 
 # -- server ----------------------------------------------------------------------------------------------
 def probe_server(args: argparse.Namespace) -> None:
-    from bench.throughput import VENV_BIN, _serve_workload, prefect_env
+    from bench.throughput import VENV_BIN, _children_map, _cpu_seconds, _serve_workload, prefect_env
 
     n = args.articles
     wl, server = _serve_workload(n, 1)
@@ -189,11 +170,11 @@ def probe_server(args: argparse.Namespace) -> None:
         last: dict[str, float] = {}
         print("seconds  CPU seconds so far per process")
         while proc.poll() is None:
-            for child in _children(proc.pid):
+            for child in _children_map().get(proc.pid, []):
                 labels.setdefault(child, _label(child))
-            totals: dict[str, float] = {"main": _proc_cpu(proc.pid) or 0.0}
+            totals: dict[str, float] = {"main": _cpu_seconds(proc.pid) or 0.0}
             for pid, name in labels.items():  # a child with its own children (the forkserver's workers)
-                if _proc_cpu(pid) is not None:
+                if _cpu_seconds(pid) is not None:
                     totals[name] = totals.get(name, 0.0) + _tree_cpu(pid)
             # a process that has ended keeps its last reading
             last = {**last, **{k: max(v, last.get(k, 0.0)) for k, v in totals.items()}}
@@ -206,30 +187,14 @@ def probe_server(args: argparse.Namespace) -> None:
 
 
 # -- flow ------------------------------------------------------------------------------------------------
-def _tree_cpu(root: int) -> float:
-    total, todo, seen = 0.0, [root], set()
-    while todo:
-        pid = todo.pop()
-        if pid in seen:
-            continue
-        seen.add(pid)
-        total += _proc_cpu(pid) or 0.0
-        todo.extend(_children(pid))
-    return total
-
-
 def probe_flow(args: argparse.Namespace) -> None:
     import dataclasses
-    import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    from bench.throughput import VENV_BIN, _serve_workload, free_port, prefect_env
+
+    port = free_port()
     tmp = Path(tempfile.mkdtemp(prefix="newsdesk-probe-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "NEWSDESK_"))}
-    env.update(PREFECT_HOME=str(tmp / "prefect"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
-               PREFECT_LOGGING_LEVEL="WARNING")
-    from bench.throughput import VENV_BIN, _serve_workload
+    env = prefect_env(tmp)
 
     server = subprocess.Popen([str(VENV_BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -262,13 +227,13 @@ def probe_flow(args: argparse.Namespace) -> None:
                     settings = load_settings(env={}, warehouse=str(tmp / f"{mode}{round_}.duckdb"), sources=str(sources),
                                              allow_hosts=tuple(wl.allow_hosts()), host_delay=0.0,
                                              search_index="maintenance")
-                    cpu0, srv0 = _own_cpu(), _tree_cpu(server.pid)
+                    cpu0, srv0 = _self_cpu(), _tree_cpu(server.pid)
                     if mode == "plain":
                         summary = asyncio.run(run_pipeline(settings, read_sources(str(sources)), steps=PLAIN_STEPS,
                                                            progress=lambda _m: None)).summary()
                     else:
                         summary = asyncio.run(ingest_flow(dataclasses.asdict(settings), str(sources)))
-                    cpu, srv = _own_cpu() - cpu0, _tree_cpu(server.pid) - srv0
+                    cpu, srv = _self_cpu() - cpu0, _tree_cpu(server.pid) - srv0
                     print(f"round {round_}, {mode}: {summary['loaded']} loaded, {n / summary['seconds']:.1f} pages/s; "
                           f"CPU a page: main process {1000 * cpu / n:.2f} ms, Prefect server {1000 * srv / n:.2f} ms",
                           flush=True)
