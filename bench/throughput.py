@@ -937,6 +937,9 @@ def run_loading(rep: Report, args: argparse.Namespace, tmp: Path) -> None:
         counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # type: ignore[index]
                   for t in ("articles", "pages", "quotes", "entities", "amounts")}
     size_mb = path.stat().st_size / 1e6
+    from warehouse.bodystore import store_dir
+
+    bodies_mb = sum(f.stat().st_size for f in store_dir(path).glob("*")) / 1e6
     per_page_wall = (1 / rep.values["limit"]) if "limit" in rep.values else one_page / cores()
     extraction = per_page_wall * total
     ratio = secs / extraction
@@ -944,9 +947,10 @@ def run_loading(rep: Report, args: argparse.Namespace, tmp: Path) -> None:
     rep.sections.append(
         f"### Loading {total:,} articles with fields (`load_batch`, writes of {step} as the pipeline groups them, "
         f"warehouse opened per write as `load_frames` does)\n\n"
-        + md_table(["articles", "load s", "rows", "warehouse MB", "extraction of as many pages s", "load / extraction"],
-                   [[f"{total:,}", f"{secs:.1f}", ", ".join(f"{k} {v:,}" for k, v in counts.items()), f"{size_mb:.0f}",
-                     f"{extraction:.0f}", f"{ratio:.3f}"]])
+        + md_table(["articles", "load s", "rows", "warehouse MB (file + body files)", "extraction of as many pages s",
+                    "load / extraction"],
+                   [[f"{total:,}", f"{secs:.1f}", ", ".join(f"{k} {v:,}" for k, v in counts.items()),
+                     f"{size_mb:.0f} + {bodies_mb:.0f}", f"{extraction:.0f}", f"{ratio:.3f}"]])
         + f"\n\nExtraction time per page: {1000 * per_page_wall:.1f} ms wall with {cores()} processes "
         f"({'the newsdesk CPU-work limit measured in this run' if 'limit' in rep.values else 'one process / cores'}); "
         f"one process: {1000 * one_page:.1f} ms. Rows are the {base_n} real extracted corpus articles repeated "

@@ -51,6 +51,7 @@ from flows.pipeline import (
 )
 from flows.sources import Source
 from transforms import TRANSFORM_VERSION
+from warehouse.bodystore import read_bodies, store_dir
 from warehouse.connection import open_warehouse
 from warehouse.load import finish_run, start_run
 from warehouse.lock import run_lock
@@ -591,8 +592,9 @@ def _parse_warc_date(value: str) -> datetime | None:
 
 def read_raw_pages(settings: Settings, request: BackfillRequest) -> Iterator[Item]:
     """Stored pages (kept compressed until their batch), with the article's stored publication date
-    as the planning hint."""
-    where = ["p.body_gz IS NOT NULL"]
+    as the planning hint. Bodies in the store's files are read one file at a time as the pages are
+    taken, so memory holds one file's bodies, not the warehouse's."""
+    where = ["(p.body_gz IS NOT NULL OR p.body_file IS NOT NULL)"]
     params: list[Any] = []
     if request.sources:
         where.append("list_contains(?, p.source)")
@@ -601,14 +603,23 @@ def read_raw_pages(settings: Settings, request: BackfillRequest) -> Iterator[Ite
         where.append("(a.article_id IS NULL OR a.extractor_version IS DISTINCT FROM ? OR a.transform_version IS DISTINCT FROM ?)")
         params += [EXTRACTOR_VERSION, TRANSFORM_VERSION]
     sql = (
-        "SELECT p.url, p.final_url, p.source, p.headers, p.body_gz, p.fetched_at, a.published_date, "
-        "o.feed_title, o.feed_published, o.feed_date_source, o.guid "
+        "SELECT p.canonical_url, p.body_file, p.url, p.final_url, p.source, p.headers, p.body_gz, p.fetched_at, "
+        "a.published_date, o.feed_title, o.feed_published, o.feed_date_source, o.guid "
         "FROM pages p LEFT JOIN articles a ON a.url = p.canonical_url "
-        "LEFT JOIN url_outcomes o ON o.url = p.url WHERE " + " AND ".join(where)
+        "LEFT JOIN url_outcomes o ON o.url = p.url WHERE " + " AND ".join(where) +
+        " ORDER BY p.body_file NULLS FIRST, p.canonical_url"
     )
     with open_warehouse(settings.warehouse, wait=settings.busy_timeout) as con:
         rows = con.execute(sql, params).fetchall()
-    for url, final_url, source, headers, body_gz, fetched_at, pub_day, f_title, f_pub, f_src, guid in rows:
+    root = store_dir(settings.warehouse)
+    in_files = ((r[1], r[0]) for r in rows if r[6] is None)
+    from_files = read_bodies(root, in_files)
+    for canon, body_file, url, final_url, source, headers, body_gz, fetched_at, pub_day, f_title, f_pub, f_src, guid in rows:
+        if body_gz is None:
+            name, got_canon, body_gz = next(from_files)
+            assert (name, got_canon) == (body_file, canon), "stored bodies came out of order"
+            if body_gz is None:
+                continue  # its file is gone or damaged (logged): nothing to reprocess
         headers_dict = json.loads(headers) if headers else {}
         headers_dict["x-newsdesk-origin"] = "raw"
         headers_dict.pop(RAW_FORM_HEADER, None)  # describes the stored bytes, not the page

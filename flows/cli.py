@@ -633,8 +633,12 @@ def export(
         with open_warehouse(settings.warehouse, read_only=True, wait=settings.busy_timeout) as con:
             day = allowed[table]
             path = str(target / table).replace("'", "''")
+            rows = table
+            if table == "pages":  # with each page's body, wherever it is stored
+                rows = ("(SELECT p.* EXCLUDE (body_gz, body_file), b.body_gz FROM pages p "
+                        "LEFT JOIN page_bodies b USING (canonical_url))")
             try:
-                con.execute(f"COPY (SELECT *, coalesce(CAST({day} AS VARCHAR), 'undated') AS day FROM {table}) "
+                con.execute(f"COPY (SELECT *, coalesce(CAST({day} AS VARCHAR), 'undated') AS day FROM {rows}) "
                             f"TO '{path}' (FORMAT parquet, PARTITION_BY (day), OVERWRITE_OR_IGNORE)")
                 count = con.execute(f"SELECT count(*) FROM {table}").fetchone()
             except duckdb.Error as exc:

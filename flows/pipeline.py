@@ -33,6 +33,7 @@ from flows.sources import Source
 from flows.urls import article_id, canonical_url, host_of
 from transforms.articles import EXTRACTED_SCHEMA, build_articles
 from transforms.fields import field_frames
+from warehouse.bodystore import BodyStoreError
 from warehouse.connection import WarehouseBusy, WarehouseError, open_warehouse
 from warehouse.faults import fault_point
 from warehouse.load import (
@@ -314,8 +315,8 @@ def load_frames(settings: Settings, frames: BatchFrames) -> None:
         PageCache(settings.warehouse).drop(urls)
         raise WarehouseBusy(f"warehouse {settings.warehouse} stayed busy for {settings.load_wait:g}s; "
                             f"the batch is kept in {where} and loads with the next run") from None
-    except duckdb.Error as exc:  # e.g. a full disk: nothing of this batch is committed, its pages stay cached
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    except (duckdb.Error, BodyStoreError) as exc:  # e.g. a full disk: nothing of this batch is committed,
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__  # its pages stay cached
         raise WarehouseError(f"cannot write to warehouse {settings.warehouse}: {first} "
                              "(the fetched pages are kept for the next run)") from None
     PageCache(settings.warehouse).drop(urls)

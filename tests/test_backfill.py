@@ -20,6 +20,7 @@ import duckdb
 import pytest
 
 from tests.conftest import needs_corpus, prefect_home
+from warehouse import open_warehouse
 
 pytestmark = needs_corpus
 
@@ -66,11 +67,8 @@ def backfill(settings, **request):
 
 
 def rows(path: str, sql: str) -> list[tuple]:
-    con = duckdb.connect(path, read_only=True)
-    try:
+    with open_warehouse(path, read_only=True) as con:  # with the page_bodies view
         return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def end_state(path: str) -> dict[str, list[tuple]]:
@@ -78,7 +76,7 @@ def end_state(path: str) -> dict[str, list[tuple]]:
         "articles": rows(path, "SELECT url, content_hash, published_date, title FROM articles ORDER BY url"),
         "outcomes": rows(path, "SELECT url, outcome FROM url_outcomes ORDER BY url"),
         "partitions": rows(path, "SELECT source, day, state, candidates FROM backfill_partitions ORDER BY 1, 2"),
-        "pages": rows(path, "SELECT canonical_url, md5(body_gz) FROM pages ORDER BY 1"),
+        "pages": rows(path, "SELECT canonical_url, md5(body_gz) FROM page_bodies ORDER BY 1"),
     }
 
 

@@ -13,6 +13,7 @@ import duckdb
 
 from tests.conftest import needs_corpus
 from tests.test_backfill import planted_records, settings_for
+from warehouse import open_warehouse
 
 pytestmark = needs_corpus
 
@@ -33,10 +34,10 @@ def test_stored_warc_records_read_back_and_reprocess_without_the_archive(tmp_pat
     s = settings_for(wh, batch_size=5)
     first = _backfill(s, since=date(2000, 1, 1), until=date(2030, 1, 1), origin="warc", warc=[str(warc)])
     assert first.counts["loaded"] > 0
-    con = duckdb.connect(wh, read_only=True)
-    pages = con.execute("SELECT url, headers, body_gz, body_bytes FROM pages").fetchall()
-    articles = con.execute("SELECT url, title, text, published_date FROM articles ORDER BY url").fetchall()
-    con.close()
+    with open_warehouse(wh, read_only=True) as con:
+        pages = con.execute("SELECT p.url, p.headers, b.body_gz, p.body_bytes "
+                            "FROM pages p JOIN page_bodies b USING (canonical_url)").fetchall()
+        articles = con.execute("SELECT url, title, text, published_date FROM articles ORDER BY url").fetchall()
     html = {url: body for url, body, _ in records}
     assert len(pages) == len(records)
     for url, headers, body_gz, body_bytes in pages:
@@ -87,12 +88,10 @@ def test_pages_served_gzip_are_stored_as_the_server_sent_them(site_settings, sit
     server, handler = site
     report = asyncio.run(run_pipeline(site_settings, read_sources(site_settings.sources)))
     assert report.status == "completed"
-    con = duckdb.connect(site_settings.warehouse, read_only=True)
-    try:
-        pages = con.execute("SELECT final_url, body_gz, body_bytes FROM pages ORDER BY url").fetchall()
+    with open_warehouse(site_settings.warehouse, read_only=True) as con:
+        pages = con.execute("SELECT p.final_url, b.body_gz, p.body_bytes FROM pages p "
+                            "JOIN page_bodies b USING (canonical_url) ORDER BY p.url").fetchall()
         before = con.execute("SELECT url, content_hash, title FROM articles ORDER BY url").fetchall()
-    finally:
-        con.close()
     gzipped = [p for p in pages if p[1][:2] == b"\x1f\x8b"]
     assert gzipped, "the sample site gzips its pages, so some were stored in that form"
     for final_url, body_gz, body_bytes in gzipped:

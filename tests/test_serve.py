@@ -20,6 +20,7 @@ import pytest
 
 from flows.config import load_settings
 from flows.demo import write_demo_sources
+from warehouse import open_warehouse
 
 BIN_DIR = Path(sys.executable).parent
 NEWSDESK = [str(BIN_DIR / "newsdesk")] if (BIN_DIR / "newsdesk").exists() else [sys.executable, "-m", "flows.cli"]
@@ -365,6 +366,17 @@ def test_search_and_export(site, tmp_path):
     con = duckdb.connect()
     exported = con.execute(f"SELECT count(*) FROM read_parquet('{out}/articles/*/*.parquet')").fetchone()[0]
     assert exported == query(s.warehouse, "SELECT count(*) FROM articles")[0][0]
+    # pages carry their bodies, read from the body files
+    proc = subprocess.run([*NEWSDESK, "export", str(out), "--table", "pages", "-w", s.warehouse],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    pages = dict(con.execute(f"SELECT canonical_url, md5(body_gz) FROM read_parquet('{out}/pages/*/*.parquet')"
+                             ).fetchall())
+    with open_warehouse(s.warehouse, read_only=True) as wh:
+        stored = dict(wh.execute("SELECT canonical_url, md5(body_gz) FROM page_bodies").fetchall())
+        in_files = wh.execute("SELECT count(body_file) FROM pages").fetchone()[0]
+    assert in_files > 0 and len(pages) == query(s.warehouse, "SELECT count(*) FROM pages")[0][0]
+    assert {u: h for u, h in pages.items() if h is not None} == stored and len(stored) == in_files
 
 
 def test_maintenance_command(site, tmp_path):

@@ -6,12 +6,12 @@ import json
 from datetime import date
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from flows.siteserver import SEED_PATH, SEED_TITLE, SITE_DIR, seed_article_path
 from flows.urls import canonical_url
 from tests.conftest import has_seed, needs_seed
+from warehouse import open_warehouse
 
 EXPECTED = json.loads((SITE_DIR / "expected.json").read_text(encoding="utf-8"))
 ARTICLES = {k: v for k, v in EXPECTED.items() if not k.startswith("_")}
@@ -19,11 +19,8 @@ PUBLIC_ARTICLES = {k: v for k, v in ARTICLES.items() if not v.get("robots_disall
 
 
 def query(path: str, sql: str, params: list | None = None) -> list[tuple]:
-    con = duckdb.connect(path, read_only=True)
-    try:
+    with open_warehouse(path, read_only=True) as con:  # with the page_bodies view
         return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
 
 
 def test_first_run_loads_every_article_once(ingest, site_settings, site):
@@ -42,8 +39,9 @@ def test_first_run_loads_every_article_once(ingest, site_settings, site):
     # the run is recorded with its counts
     run = query(wh, "SELECT status, loaded, discovered FROM runs WHERE run_id = ?", [summary["run_id"]])
     assert run == [("completed", len(expected_urls), summary["discovered"])]
-    # raw pages are kept for re-extraction
-    assert query(wh, "SELECT count(*) FROM pages WHERE body_gz IS NOT NULL")[0][0] >= len(expected_urls)
+    # raw pages are kept for re-extraction, in the body files beside the warehouse
+    assert query(wh, "SELECT count(*) FROM page_bodies WHERE body_file IS NOT NULL")[0][0] >= len(expected_urls)
+    assert query(wh, "SELECT count(*) FROM pages WHERE body_gz IS NOT NULL") == [(0,)]
     # robots.txt is respected: the disallowed page was never requested
     assert not any(p.startswith("/private/") for p in handler.requests)
 

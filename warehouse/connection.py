@@ -16,6 +16,8 @@ from pathlib import Path
 
 import duckdb
 
+from warehouse.bodystore import create_view
+
 __all__ = ["WarehouseError", "WarehouseBusy", "open_warehouse", "migrations", "SCHEMA_VERSION", "load_extension"]
 
 _BUSY_MARKERS = ("could not set lock", "conflicting lock", "resource temporarily unavailable", "database is locked")
@@ -165,6 +167,8 @@ def open_warehouse(target: str, read_only: bool = False, wait: float = 10.0,
                 )
         else:
             _migrate(con, target)
+        with contextlib.suppress(duckdb.Error):  # a convenience for SQL; never a reason not to open
+            create_view(con)
         yield con
     finally:
         con.close()

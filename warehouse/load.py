@@ -12,6 +12,7 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
+from warehouse.bodystore import discard, split_bodies, store_of
 from warehouse.faults import fault_point
 
 __all__ = ["known_urls", "load_batch", "rebuild_aggregates", "start_run", "finish_run", "save_source_state",
@@ -43,6 +44,7 @@ PAGE_SCHEMA: dict[str, Any] = {
     "headers": pl.String,
     "encoding": pl.String,
     "body_gz": pl.Binary,
+    "body_file": pl.String,
     "body_bytes": pl.Int32,
     "fetched_at": pl.Datetime("us", "UTC"),
     "run_id": pl.String,
@@ -119,6 +121,9 @@ def load_batch(con: duckdb.DuckDBPyConnection, articles: pl.DataFrame, pages: pl
     one batch keeps its last row.
     """
     names: list[str] = []
+    body_file = None
+    if pages.height:  # the bodies go to a file of their own first (warehouse.bodystore)
+        pages, body_file = split_bodies(con, _last_per_key(pages, "canonical_url"))
 
     def register(name: str, data: pl.DataFrame | pa.Table) -> None:
         con.register(name, _arrow(data) if isinstance(data, pl.DataFrame) else data)
@@ -142,6 +147,7 @@ def load_batch(con: duckdb.DuckDBPyConnection, articles: pl.DataFrame, pages: pl
         con.execute("COMMIT")
     except Exception:
         _rollback(con)
+        discard(store_of(con) if body_file else None, body_file)
         raise
     finally:
         for name in names:

@@ -15,6 +15,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from warehouse.bodystore import sweep
 from warehouse.connection import load_extension, open_warehouse
 from warehouse.load import FIELD_TABLES, load_batch
 
@@ -124,17 +125,19 @@ def search(con: duckdb.DuckDBPyConnection, text: str, source: list[str] | None =
 
 
 def maintain(warehouse: str, prune_raw_days: int = 0, wait: float = 120.0) -> dict[str, Any]:
-    """Daily upkeep: load anything spooled, prune old raw bodies if configured, rebuild the search
-    index, refresh statistics, checkpoint the WAL into the file."""
+    """Daily upkeep: load anything spooled, prune old raw bodies if configured, remove or rewrite
+    body files that pages no longer (or mostly no longer) refer to, rebuild the search index,
+    refresh statistics, checkpoint the WAL into the file."""
     report: dict[str, Any] = {"at": datetime.now(UTC).isoformat()}
     with open_warehouse(warehouse, wait=wait) as con:
         report["spooled_batches_loaded"] = load_spool(con, warehouse)
         if prune_raw_days > 0:
             cutoff = datetime.now(UTC) - timedelta(days=prune_raw_days)
-            row = con.execute("SELECT count(*) FROM pages WHERE fetched_at < ? AND body_gz IS NOT NULL",
-                              [cutoff]).fetchone()
-            con.execute("UPDATE pages SET body_gz = NULL WHERE fetched_at < ? AND body_gz IS NOT NULL", [cutoff])
+            stored = "fetched_at < ? AND (body_gz IS NOT NULL OR body_file IS NOT NULL)"
+            row = con.execute(f"SELECT count(*) FROM pages WHERE {stored}", [cutoff]).fetchone()
+            con.execute(f"UPDATE pages SET body_gz = NULL, body_file = NULL WHERE {stored}", [cutoff])
             report["raw_bodies_pruned"] = int(row[0]) if row else 0
+        report.update(sweep(con))  # body files of pruned, refetched or never-committed pages
         refresh_search_index(con)
         report["indexed_articles"] = int(con.execute("SELECT count(*) FROM articles").fetchone()[0])  # type: ignore[index]
         con.execute("ANALYZE")
