@@ -667,7 +667,8 @@ def maintenance(
     _ensure_writable(settings, must_exist=True)
     try:
         with run_lock(settings.warehouse, settings.busy_timeout, "maintenance"):
-            report = maintain(settings.warehouse, settings.prune_raw_days, wait=settings.load_wait)
+            report = maintain(settings.warehouse, settings.prune_raw_days, wait=settings.load_wait,
+                              memory_limit=settings.load_memory_limit or None)
     except RunLockBusy as exc:
         raise WorkError(f"warehouse is busy: {exc}") from None
     except WarehouseError as exc:

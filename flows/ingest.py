@@ -116,7 +116,8 @@ def maintenance_flow(settings: dict[str, Any] | None = None) -> dict[str, Any]:
 
     config = _settings(settings)
     with run_lock(config.warehouse, 3600.0, "maintenance"):
-        report = maintain(config.warehouse, config.prune_raw_days, wait=config.load_wait)
+        report = maintain(config.warehouse, config.prune_raw_days, wait=config.load_wait,
+                          memory_limit=config.load_memory_limit or None)
     get_run_logger().info("maintenance: %s", report)
     return report
 

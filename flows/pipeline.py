@@ -445,7 +445,8 @@ async def _locked_run(settings: Settings, enabled: list[Source], steps: Any, rep
         report.ended_at = datetime.now(UTC)
         try:
             with open_warehouse(settings.warehouse, wait=settings.load_wait if report.status == "completed"
-                                else settings.busy_timeout) as con:
+                                else settings.busy_timeout, memory_limit=settings.load_memory_limit or None,
+                                threads=settings.load_threads or None) as con:
                 finish_run(con, report.run_id, report.ended_at, report.status, dict(report.counts),
                            dict(report.outcomes), report.error)
                 if report.sources:

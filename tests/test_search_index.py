@@ -114,6 +114,16 @@ def test_refresh_indexes_only_what_changed_and_equals_a_rebuild(warehouse_path: 
     assert index_rows(warehouse_path) == incremental
 
 
+def test_indexing_in_chunks_gives_the_same_index(warehouse_path: str) -> None:
+    load(warehouse_path, arts(HARBOUR, BUDGET, STRIKE, ("a4", "wire", "Ships", "Ships sail again."),
+                              ("a5", "wire", "Port", "The port reopened after the strike.")))
+    with open_warehouse(warehouse_path) as con:
+        assert refresh_search_index(con, chunk=2) == {"indexed": 5, "dropped": 0}
+    chunked = index_rows(warehouse_path)
+    assert refresh(warehouse_path, rebuild=True) == {"indexed": 5, "dropped": 0}
+    assert index_rows(warehouse_path) == chunked and len({a for _, a, _ in chunked[0]}) == 5
+
+
 def test_an_article_gone_from_the_warehouse_leaves_the_index(warehouse_path: str) -> None:
     load(warehouse_path, arts(HARBOUR, BUDGET))
     refresh(warehouse_path)

@@ -20,6 +20,7 @@ Scores are BM25 (k1 = 1.2, b = 0.75) over the indexed articles.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import duckdb
@@ -29,6 +30,7 @@ from warehouse.connection import load_extension
 __all__ = ["refresh_search_index", "compact_search_index", "has_search_index", "search", "STOPWORDS"]
 
 K1, B = 1.2, 0.75
+CHUNK = 1000  # articles tokenised per transaction
 
 # Common English function words, and "said", which nearly every news article uses: too frequent
 # to tell articles apart.
@@ -59,14 +61,17 @@ def _terms_sql(source: str) -> str:
         SELECT term, article_id, sum(tf)::INTEGER AS tf FROM tokens JOIN stems USING (w) GROUP BY ALL"""
 
 
-def refresh_search_index(con: duckdb.DuckDBPyConnection, rebuild: bool = False) -> dict[str, int]:
+def refresh_search_index(con: duckdb.DuckDBPyConnection, rebuild: bool = False,
+                         chunk: int = CHUNK) -> dict[str, int]:
     """Bring the index up to date with ``articles``: index the articles that are new or changed
     since they were indexed, drop the entries of the changed and of any no longer there. Its cost
-    follows what changed, not the warehouse. ``rebuild`` starts from empty tables. Returns the
-    number of articles indexed and dropped."""
+    follows what changed, not the warehouse. ``rebuild`` starts from empty tables.
+
+    Articles are indexed ``chunk`` at a time, one transaction each (an article's entries and its
+    ``search_docs`` row commit together), so memory follows the chunk: tokenising 20,000 articles
+    at once took 1.8 GB. Returns the number of articles indexed and dropped."""
     load_extension(con, "fts")
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with _transaction(con):
         if rebuild:
             con.execute("DELETE FROM search_terms")
             con.execute("DELETE FROM search_docs")
@@ -75,34 +80,48 @@ def refresh_search_index(con: duckdb.DuckDBPyConnection, rebuild: bool = False) 
             CREATE OR REPLACE TEMP TABLE _gone AS
             SELECT d.article_id FROM search_docs d
             ANTI JOIN articles a ON a.article_id = d.article_id AND a.extracted_at IS NOT DISTINCT FROM d.extracted_at""")
-        con.execute("""
-            CREATE OR REPLACE TEMP TABLE _todo AS
-            SELECT a.article_id, a.extracted_at, a.title, a.text FROM articles a
-            ANTI JOIN search_docs d ON d.article_id = a.article_id AND d.extracted_at IS NOT DISTINCT FROM a.extracted_at""")
         gone = _count(con, "_gone")
-        todo = _count(con, "_todo")
         if gone:
             con.execute("DELETE FROM search_terms WHERE article_id IN (SELECT article_id FROM _gone)")
             con.execute("DELETE FROM search_docs WHERE article_id IN (SELECT article_id FROM _gone)")
-        if todo:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE _new_terms AS {_terms_sql('_todo')}",
+        con.execute("DROP TABLE _gone")
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _todo AS
+        SELECT a.article_id, a.extracted_at, row_number() OVER (ORDER BY a.article_id) AS n FROM articles a
+        ANTI JOIN search_docs d ON d.article_id = a.article_id AND d.extracted_at IS NOT DISTINCT FROM a.extracted_at""")
+    todo = _count(con, "_todo")
+    for start in range(0, todo, max(1, chunk)):
+        with _transaction(con):
+            con.execute("""
+                CREATE OR REPLACE TEMP TABLE _chunk AS
+                SELECT a.article_id, a.extracted_at, a.title, a.text FROM articles a
+                JOIN _todo t ON t.article_id = a.article_id AND t.n > $lo AND t.n <= $hi""",
+                        {"lo": start, "hi": start + chunk})
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _new_terms AS {_terms_sql('_chunk')}",
                         {"stopwords": STOPWORDS})
             # sorted by term, so a term's rows sit in few row groups and a lookup skips the others
             con.execute("INSERT INTO search_terms SELECT term, article_id, tf FROM _new_terms ORDER BY term, article_id")
             con.execute("""
                 INSERT INTO search_docs
-                SELECT t.article_id, t.extracted_at, coalesce(n.length, 0)
-                FROM _todo t LEFT JOIN (SELECT article_id, sum(tf) AS length FROM _new_terms GROUP BY 1) n
+                SELECT c.article_id, c.extracted_at, coalesce(n.length, 0)
+                FROM _chunk c LEFT JOIN (SELECT article_id, sum(tf) AS length FROM _new_terms GROUP BY 1) n
                 USING (article_id)""")
             con.execute("DROP TABLE _new_terms")
-        con.execute("DROP TABLE _gone")
-        con.execute("DROP TABLE _todo")
+            con.execute("DROP TABLE _chunk")
+    con.execute("DROP TABLE _todo")
+    return {"indexed": todo, "dropped": gone}
+
+
+@contextlib.contextmanager
+def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
         con.execute("COMMIT")
-    except Exception:
+    except BaseException:
         with contextlib.suppress(duckdb.Error):
             con.execute("ROLLBACK")
         raise
-    return {"indexed": todo, "dropped": gone}
 
 
 def compact_search_index(con: duckdb.DuckDBPyConnection) -> int:

@@ -76,12 +76,13 @@ def spool_run_record(warehouse: str, run: dict[str, Any]) -> None:
     (target / "run.json").write_text(json.dumps(run, default=str), encoding="utf-8")
 
 
-def maintain(warehouse: str, prune_raw_days: int = 0, wait: float = 120.0) -> dict[str, Any]:
+def maintain(warehouse: str, prune_raw_days: int = 0, wait: float = 120.0,
+             memory_limit: str | None = None) -> dict[str, Any]:
     """Daily upkeep: load anything spooled, prune old raw bodies if configured, remove or rewrite
     body files that pages no longer (or mostly no longer) refer to, bring the search index up to
     date and store its terms in order, refresh statistics, checkpoint the WAL into the file."""
     report: dict[str, Any] = {"at": datetime.now(UTC).isoformat()}
-    with open_warehouse(warehouse, wait=wait) as con:
+    with open_warehouse(warehouse, wait=wait, memory_limit=memory_limit) as con:
         report["spooled_batches_loaded"] = load_spool(con, warehouse)
         if prune_raw_days > 0:
             cutoff = datetime.now(UTC) - timedelta(days=prune_raw_days)
