@@ -15,8 +15,9 @@ import duckdb
 import polars as pl
 import pytest
 
+from tests.test_warehouse_merge import warehouse_at
 from warehouse.bodystore import BodyStoreError, read_bodies, store_dir, sweep, write_bodies
-from warehouse.connection import migrations, open_warehouse
+from warehouse.connection import open_warehouse
 from warehouse.load import PAGE_SCHEMA, load_batch
 from warehouse.upkeep import maintain
 
@@ -158,13 +159,7 @@ def test_bodies_from_before_the_store_are_still_read(tmp_path: Path) -> None:
     """A warehouse of schema 9 kept bodies in pages.body_gz; after the upgrade they stay there and
     read the same, and new pages go to files."""
     wh = str(tmp_path / "v9.duckdb")
-    con = duckdb.connect(wh)
-    con.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name VARCHAR, "
-                "applied_at TIMESTAMPTZ DEFAULT current_timestamp)")
-    for version, name, sql in migrations():
-        if version <= 9:
-            con.execute(sql)
-            con.execute("INSERT INTO schema_version (version, name) VALUES (?, ?)", [version, name])
+    con = warehouse_at(wh, 9)
     old = body("https://x.test/old")
     con.execute("INSERT INTO pages (canonical_url, url, body_gz, fetched_at) VALUES (?, ?, ?, ?)",
                 ["https://x.test/old", "https://x.test/old", old, AT])

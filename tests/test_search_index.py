@@ -7,10 +7,10 @@ import math
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import duckdb
 import polars as pl
 
-from warehouse.connection import load_extension, migrations, open_warehouse
+from tests.test_warehouse_merge import warehouse_at
+from warehouse.connection import load_extension, open_warehouse
 from warehouse.load import load_batch
 from warehouse.search import K1, B, has_search_index, refresh_search_index, search
 
@@ -163,13 +163,7 @@ def test_has_search_index(warehouse_path: str) -> None:
 
 def test_upgrade_drops_the_old_whole_table_index(tmp_path: Path) -> None:
     wh = str(tmp_path / "v10.duckdb")
-    con = duckdb.connect(wh)
-    con.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name VARCHAR, "
-                "applied_at TIMESTAMPTZ DEFAULT current_timestamp)")
-    for version, name, sql in migrations():
-        if version <= 10:
-            con.execute(sql)
-            con.execute("INSERT INTO schema_version (version, name) VALUES (?, ?)", [version, name])
+    con = warehouse_at(wh, 10)
     con.execute("INSERT INTO articles (article_id, url, source, title, text) VALUES ('a1', 'https://x.test/a1', 's', 'Harbour', "
                 "'the lighthouse keeper')")
     load_extension(con, "fts")
