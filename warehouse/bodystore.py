@@ -97,14 +97,14 @@ def write_bodies(root: Path, urls: list[str], bodies: pa.Array | pa.ChunkedArray
     return name
 
 
-def split_bodies(con: duckdb.DuckDBPyConnection, pages: pl.DataFrame) -> tuple[pl.DataFrame, str | None]:
-    """Move the bodies of a batch of page rows into a new file of the connection's store.
+def split_bodies(root: Path | None, pages: pl.DataFrame) -> tuple[pl.DataFrame, str | None]:
+    """Move the bodies of a batch of page rows into a new file of the store at ``root`` (None: no
+    store, the bodies stay in the rows).
 
     Returns the rows with ``body_gz`` emptied and ``body_file`` naming the file (for the rows that
     had a body), and the file's name (None when nothing was written: no bodies, or no store)."""
     if "body_gz" not in pages.columns:
         return pages, None
-    root = store_of(con)
     has_body = pages["body_gz"].is_not_null()
     if root is None or not has_body.any():
         return pages, None

@@ -121,9 +121,10 @@ def load_batch(con: duckdb.DuckDBPyConnection, articles: pl.DataFrame, pages: pl
     one batch keeps its last row.
     """
     names: list[str] = []
-    body_file = None
+    body_file, root = None, None
     if pages.height:  # the bodies go to a file of their own first (warehouse.bodystore)
-        pages, body_file = split_bodies(con, _last_per_key(pages, "canonical_url"))
+        root = store_of(con)
+        pages, body_file = split_bodies(root, _last_per_key(pages, "canonical_url"))
 
     def register(name: str, data: pl.DataFrame | pa.Table) -> None:
         con.register(name, _arrow(data) if isinstance(data, pl.DataFrame) else data)
@@ -147,7 +148,7 @@ def load_batch(con: duckdb.DuckDBPyConnection, articles: pl.DataFrame, pages: pl
         con.execute("COMMIT")
     except Exception:
         _rollback(con)
-        discard(store_of(con) if body_file else None, body_file)
+        discard(root, body_file)
         raise
     finally:
         for name in names:
