@@ -94,12 +94,27 @@ def test_a_mostly_dead_file_is_rewritten_with_its_live_rows_only(warehouse_path:
     load_pages(warehouse_path, pages(*urls[:7]))  # 7 of the 10 replaced: the first file is 30% live
     before = bodies_in_sql(warehouse_path)
     with open_warehouse(warehouse_path) as con:
-        report = sweep(con)
+        report = sweep(con, small=0)  # rewriting alone, no merging
         refs = con.execute("SELECT body_file, count(*) FROM pages GROUP BY 1").fetchall()
     assert report["body_files_rewritten"] == 1 and report["body_files"] == 2
     assert sorted(n for _, n in refs) == [3, 7] and {f for f, _ in refs} == set(files(warehouse_path))
     assert bodies_in_sql(warehouse_path) == before
     assert {u: before[u] for u in urls[7:]} == dict(zip(first["canonical_url"][7:], first["body_gz"][7:], strict=True))
+
+
+def test_small_files_are_merged_and_every_body_still_reads_the_same(warehouse_path: str) -> None:
+    for i in range(5):  # five small scheduled runs
+        load_pages(warehouse_path, pages(f"https://x.test/{i}a", f"https://x.test/{i}b"))
+    before = bodies_in_sql(warehouse_path)
+    assert len(files(warehouse_path)) == 5
+    report = maintain(warehouse_path)
+    assert report["body_files_merged"] == 5 and report["body_files"] == 1
+    assert bodies_in_sql(warehouse_path) == before and len(before) == 10
+    with open_warehouse(warehouse_path, read_only=True) as con:
+        assert con.execute("SELECT DISTINCT body_file FROM pages").fetchall() == [(files(warehouse_path)[0],)]
+    # big files are left alone
+    with open_warehouse(warehouse_path) as con:
+        assert sweep(con, small=1)["body_files_merged"] == 0
 
 
 def test_prune_clears_old_bodies_and_removes_their_files(warehouse_path: str) -> None:

@@ -14,7 +14,8 @@ the page row stays in DuckDB.
 - In SQL, the temporary view ``page_bodies`` (created by ``open_warehouse``) shows every stored
   body, from either place.
 - A file no page refers to any more (the page was fetched again, pruned, or its write failed)
-  is removed by maintenance, and a file mostly made of such rows is rewritten without them.
+  is removed by maintenance, a file mostly made of such rows is rewritten without them, and
+  small files (a scheduled run that loads a few pages writes one) are merged.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ log = logging.getLogger("newsdesk")
 
 SUFFIX = ".parquet"
 _ROW_GROUP = 128  # rows per row group: one body looked up reads about this many
+SMALL_FILE = 8 * 1024 * 1024  # maintenance merges files under this size ...
+MERGED_FILE = 64 * 1024 * 1024  # ... into files of about this size
 _SCHEMA = pa.schema([("canonical_url", pa.string()), ("body_gz", pa.large_binary())])
 
 
@@ -167,11 +170,14 @@ def create_view(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CREATE OR REPLACE TEMP VIEW page_bodies AS {sql}")
 
 
-def sweep(con: duckdb.DuckDBPyConnection, min_live: float = 0.5) -> dict[str, Any]:
-    """Remove files no page refers to, and rewrite files whose live rows are under ``min_live`` of
-    them. Call it holding the write connection (no load can be between writing a file and
-    committing it then). Returns what it did."""
-    report = {"body_files_removed": 0, "body_files_rewritten": 0, "body_files": 0, "body_store_mb": 0.0}
+def sweep(con: duckdb.DuckDBPyConnection, min_live: float = 0.5, small: int = SMALL_FILE,
+          target: int = MERGED_FILE) -> dict[str, Any]:
+    """Remove files no page refers to; rewrite files whose live rows are under ``min_live`` of
+    them; merge files under ``small`` bytes (a scheduled run that loads a few pages writes one
+    each) into files of about ``target`` bytes. Call it holding the write connection (no load can
+    be between writing a file and committing it then). Returns what it did."""
+    report = {"body_files_removed": 0, "body_files_rewritten": 0, "body_files_merged": 0, "body_files": 0,
+              "body_store_mb": 0.0}
     root = store_of(con)
     if root is None or not root.is_dir():
         return report
@@ -191,35 +197,53 @@ def sweep(con: duckdb.DuckDBPyConnection, min_live: float = 0.5) -> dict[str, An
         except (OSError, pa.ArrowException):
             continue
         if count < rows * min_live:
-            report["body_files_rewritten"] += _rewrite(con, root, path)
+            report["body_files_rewritten"] += _rewrite(con, root, [path])
+    group: list[Path] = []
+    for path in sorted(p for p in root.glob("*" + SUFFIX) if p.stat().st_size < small):  # oldest first
+        group.append(path)
+        if sum(p.stat().st_size for p in group) >= target:
+            report["body_files_merged"] += _rewrite(con, root, group) * len(group)
+            group = []
+    if len(group) > 1:
+        report["body_files_merged"] += _rewrite(con, root, group) * len(group)
     files = list(root.glob("*" + SUFFIX))
     report["body_files"] = len(files)
     report["body_store_mb"] = round(sum(p.stat().st_size for p in files) / 1e6, 1)
     return report
 
 
-def _rewrite(con: duckdb.DuckDBPyConnection, root: Path, path: Path) -> int:
-    """Copy a file's live rows to a new file, point their pages at it, then remove the old one.
-
-    A file that cannot be read is left as it is."""
-    urls = [r[0] for r in con.execute("SELECT canonical_url FROM pages WHERE body_file = ?", [path.name]).fetchall()]
+def _rewrite(con: duckdb.DuckDBPyConnection, root: Path, paths: list[Path]) -> int:
+    """Copy the live rows of one or more files to one new file, point their pages at it, then
+    remove the old files. Returns 1 if it did, 0 if a file could not be read or the new one not
+    written (the old files are then left as they are)."""
+    names = [p.name for p in paths]
+    wanted: dict[str, list[str]] = {name: [] for name in names}
+    for name, url in con.execute("SELECT body_file, canonical_url FROM pages WHERE list_contains(?, body_file)",
+                                 [names]).fetchall():
+        wanted[name].append(url)
+    keep: list[str] = []
+    bodies: list[bytes] = []
+    for path in paths:
+        try:
+            found = _read_file(path, wanted[path.name], strict=True)
+        except (OSError, pa.ArrowException) as exc:
+            log.warning("stored bodies: cannot read %s (%s); left as it is", path, exc)
+            return 0
+        for url in wanted[path.name]:
+            if url in found:
+                keep.append(url)
+                bodies.append(found[url])
     try:
-        found = _read_file(path, urls, strict=True)
-    except (OSError, pa.ArrowException) as exc:
-        log.warning("stored bodies: cannot read %s (%s); left as it is", path, exc)
-        return 0
-    keep = [u for u in urls if u in found]
-    try:
-        name = write_bodies(root, keep, [found[u] for u in keep])
-    except BodyStoreError as exc:  # the file stays as it is; the next sweep tries again
+        name = write_bodies(root, keep, bodies)
+    except BodyStoreError as exc:  # the files stay as they are; the next sweep tries again
         log.warning("stored bodies: %s", exc)
         return 0
     con.execute("BEGIN TRANSACTION")
     try:
         con.register("moved", pa.table({"u": pa.array(keep, pa.string())}))
-        # a page whose row the file lacks had no body to point at; it now says so
+        # a page whose row its file lacks had no body to point at; it now says so
         con.execute("UPDATE pages SET body_file = CASE WHEN canonical_url IN (SELECT u FROM moved) THEN ? END "
-                    "WHERE body_file = ?", [name, path.name])
+                    "WHERE list_contains(?, body_file)", [name, names])
         con.execute("COMMIT")
     except Exception:
         with contextlib.suppress(duckdb.Error):
@@ -229,6 +253,7 @@ def _rewrite(con: duckdb.DuckDBPyConnection, root: Path, path: Path) -> int:
     finally:
         with contextlib.suppress(duckdb.Error):
             con.unregister("moved")
-    with contextlib.suppress(OSError):
-        path.unlink()
+    for path in paths:
+        with contextlib.suppress(OSError):
+            path.unlink()
     return 1
