@@ -34,6 +34,8 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from warehouse.tx import transaction
+
 __all__ = ["BodyStoreError", "store_dir", "store_of", "write_bodies", "split_bodies", "discard", "read_bodies",
            "create_view", "sweep", "SUFFIX"]
 
@@ -238,16 +240,13 @@ def _rewrite(con: duckdb.DuckDBPyConnection, root: Path, paths: list[Path]) -> i
     except BodyStoreError as exc:  # the files stay as they are; the next sweep tries again
         log.warning("stored bodies: %s", exc)
         return 0
-    con.execute("BEGIN TRANSACTION")
     try:
-        con.register("moved", pa.table({"u": pa.array(keep, pa.string())}))
-        # a page whose row its file lacks had no body to point at; it now says so
-        con.execute("UPDATE pages SET body_file = CASE WHEN canonical_url IN (SELECT u FROM moved) THEN ? END "
-                    "WHERE list_contains(?, body_file)", [name, names])
-        con.execute("COMMIT")
+        with transaction(con):
+            con.register("moved", pa.table({"u": pa.array(keep, pa.string())}))
+            # a page whose row its file lacks had no body to point at; it now says so
+            con.execute("UPDATE pages SET body_file = CASE WHEN canonical_url IN (SELECT u FROM moved) THEN ? END "
+                        "WHERE list_contains(?, body_file)", [name, names])
     except Exception:
-        with contextlib.suppress(duckdb.Error):
-            con.execute("ROLLBACK")
         discard(root, name)
         raise
     finally:
